@@ -1,0 +1,5 @@
+export * from "./domain.ts";
+export * from "./inputs.ts";
+export * from "./errors.ts";
+export * from "./events.ts";
+export * from "./naming.ts";

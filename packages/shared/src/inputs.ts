@@ -1,0 +1,136 @@
+// Inputs of every client-callable operation. The backend parses each with these at the boundary.
+import { z } from "zod";
+import {
+  AgentIdSchema,
+  BranchNameSchema,
+  ProviderIdSchema,
+  RepoIdSchema,
+  SessionIdSchema,
+  TaskIdSchema,
+} from "./domain.ts";
+
+/** https, ssh (`git@host:path` or `ssh://`), `file://` or an absolute local path. */
+export const RemoteUrlSchema = z
+  .string({ error: "remoteUrl is required" })
+  .trim()
+  .min(1, "remoteUrl is required")
+  .max(2000, "remoteUrl is too long")
+  .refine(
+    (u) =>
+      /^https?:\/\/[^\s]+$/.test(u) ||
+      /^ssh:\/\/[^\s]+$/.test(u) ||
+      /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(u) ||
+      /^file:\/\/\/[^\s]*$/.test(u) ||
+      /^\/[^\0]*$/.test(u),
+    { message: "remoteUrl must be an https, ssh or file:// URL, or an absolute local path" },
+  );
+
+export const AddRepoInputSchema = z.object({
+  remoteUrl: RemoteUrlSchema,
+  name: z.string().trim().min(1).max(200).optional(),
+  defaultBranch: BranchNameSchema.optional(),
+  defaultProvider: ProviderIdSchema.optional(),
+  defaultAgent: AgentIdSchema.optional(),
+});
+export type AddRepoInput = z.input<typeof AddRepoInputSchema>;
+
+export const CreateTaskInputSchema = z.object({
+  repoId: RepoIdSchema,
+  prompt: z.string({ error: "prompt is required" }).trim().min(1, "prompt is required").max(100_000, "prompt is too long"),
+  baseBranch: BranchNameSchema.optional(),
+  branch: BranchNameSchema.optional(),
+  title: z.string().trim().min(1).max(200).optional(),
+  agent: AgentIdSchema.optional(),
+  provider: ProviderIdSchema.optional(),
+});
+export type CreateTaskInput = z.input<typeof CreateTaskInputSchema>;
+
+export const TaskRefSchema = z.object({ taskId: TaskIdSchema });
+export type TaskRef = z.input<typeof TaskRefSchema>;
+
+export const SendMessageInputSchema = z.object({
+  taskId: TaskIdSchema,
+  sessionId: SessionIdSchema,
+  text: z.string().trim().min(1, "message is empty").max(100_000, "message is too long"),
+});
+export type SendMessageInput = z.input<typeof SendMessageInputSchema>;
+
+export const PermissionReplySchema = z.enum(["once", "always", "reject"]);
+export type PermissionReply = z.infer<typeof PermissionReplySchema>;
+
+export const AnswerPermissionInputSchema = z.object({
+  taskId: TaskIdSchema,
+  sessionId: SessionIdSchema,
+  permissionId: z.string().min(1, "permissionId is required").max(200),
+  reply: PermissionReplySchema,
+});
+export type AnswerPermissionInput = z.input<typeof AnswerPermissionInputSchema>;
+
+export const CreateSessionInputSchema = z.object({
+  taskId: TaskIdSchema,
+  agent: AgentIdSchema.optional(),
+  title: z.string().trim().min(1).max(100).optional(),
+});
+export type CreateSessionInput = z.input<typeof CreateSessionInputSchema>;
+
+export const SessionRefSchema = z.object({ taskId: TaskIdSchema, sessionId: SessionIdSchema });
+export type SessionRef = z.input<typeof SessionRefSchema>;
+
+export const RenameSessionInputSchema = SessionRefSchema.extend({
+  title: z.string().trim().min(1, "title is required").max(100),
+});
+export type RenameSessionInput = z.input<typeof RenameSessionInputSchema>;
+
+export const GetDiffInputSchema = z.object({
+  taskId: TaskIdSchema,
+  /** Without a path: the changed-file list only. */
+  path: z.string().min(1).max(4096).optional(),
+});
+export type GetDiffInput = z.input<typeof GetDiffInputSchema>;
+
+// Sandbox operations (seed 002), available for every provider.
+export const ExecInputSchema = z.object({
+  taskId: TaskIdSchema,
+  command: z.string().min(1, "command is required").max(10_000),
+  timeoutMs: z.number().int().min(100).max(600_000).optional(),
+});
+export type ExecInput = z.input<typeof ExecInputSchema>;
+
+export const RunCodeInputSchema = z.object({
+  taskId: TaskIdSchema,
+  language: z.enum(["javascript", "python", "bash"]),
+  code: z.string().min(1, "code is required").max(100_000),
+  timeoutMs: z.number().int().min(100).max(600_000).optional(),
+});
+export type RunCodeInput = z.input<typeof RunCodeInputSchema>;
+
+const SandboxPathSchema = z
+  .string()
+  .min(1, "path is required")
+  .max(4096)
+  .refine((p) => !p.split("/").includes(".."), { message: "path may not contain '..'" });
+
+export const ReadFileInputSchema = z.object({ taskId: TaskIdSchema, path: SandboxPathSchema });
+export type ReadFileInput = z.input<typeof ReadFileInputSchema>;
+
+export const WriteFileInputSchema = z.object({
+  taskId: TaskIdSchema,
+  path: SandboxPathSchema,
+  content: z.string().max(5_000_000),
+});
+export type WriteFileInput = z.input<typeof WriteFileInputSchema>;
+
+export const ArchiveTaskInputSchema = z.object({
+  taskId: TaskIdSchema,
+  /** Keep the sandbox for debugging instead of releasing it. */
+  keepSandbox: z.boolean().optional(),
+});
+export type ArchiveTaskInput = z.input<typeof ArchiveTaskInputSchema>;
+
+export const ExecResultSchema = z.object({
+  exitCode: z.number().int(),
+  stdout: z.string(),
+  stderr: z.string(),
+  durationMs: z.number(),
+});
+export type ExecResult = z.infer<typeof ExecResultSchema>;
