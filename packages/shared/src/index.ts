@@ -3,3 +3,4 @@ export * from "./inputs.ts";
 export * from "./errors.ts";
 export * from "./events.ts";
 export * from "./naming.ts";
+export * from "./status.ts";

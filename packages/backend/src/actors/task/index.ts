@@ -1,0 +1,565 @@
+// The task actor: owns one task's rows (task, provision steps, sandbox, sessions, transcript, history),
+// runs the durable provision workflow, and drives its sandbox and agent.
+import {
+  AnswerPermissionInputSchema,
+  ArchiveTaskInputSchema,
+  type ChangedFile,
+  CreateSessionInputSchema,
+  ExecInputSchema,
+  type ExecResult,
+  GetDiffInputSchema,
+  KilnError,
+  PROVISION_STEPS,
+  type ProvisionStepName,
+  ReadFileInputSchema,
+  RenameSessionInputSchema,
+  RunCodeInputSchema,
+  SendMessageInputSchema,
+  SessionRefSchema,
+  TASK_EVENT_NAME,
+  type TaskDetail,
+  type TaskRecord,
+  type TaskSummary,
+  WriteFileInputSchema,
+  errorMessage,
+} from "@kiln/shared";
+import { eq } from "drizzle-orm";
+import { actor, event, queue } from "rivetkit";
+import { workflow } from "rivetkit/workflow";
+import { z } from "zod";
+import { fail, guard, validate } from "../../errors.ts";
+import type { BackendDeps } from "../../deps.ts";
+import type { SandboxHandle, SandboxProvider } from "../../providers/types.ts";
+import { fileDiff, listChanges, shellQuote } from "../../sandbox/changes.ts";
+import { sleep } from "../../util/process.ts";
+import { type ActorHandleCtx, AgentRuntime } from "./agent-runtime.ts";
+import { FIRST_SESSION_ID, type ProvisionDeps, runProvisionStep, sandboxHandleFromRow } from "./provision.ts";
+import * as schema from "./schema.ts";
+import {
+  INITIAL_STEPS,
+  type TaskCtx,
+  appendHistory,
+  buildSummary,
+  emit,
+  readDetail,
+  readSandboxRow,
+  readSessions,
+  readSteps,
+  readTaskRow,
+  refreshTask,
+  taskDatabase,
+  toSandboxInfo,
+  toTaskRecord,
+  updateSession,
+} from "./store.ts";
+
+/** What the organization passes to `initialize` (internal; validated all the same). */
+export const InitializeTaskSchema = z.object({
+  orgId: z.string().min(1),
+  taskId: z.string().min(1),
+  repoId: z.string().min(1),
+  repoName: z.string().min(1),
+  remoteUrl: z.string().min(1),
+  prompt: z.string().min(1),
+  title: z.string().nullable(),
+  baseBranch: z.string().min(1),
+  branch: z.string().nullable(),
+  agent: z.enum(["mock", "claude", "codex", "opencode", "amp"]),
+  provider: z.enum(["local", "daytona"]),
+});
+export type InitializeTaskInput = z.infer<typeof InitializeTaskSchema>;
+
+const WATCHDOG = "watchdog";
+const PROVISION_QUEUE = "provision";
+
+/** Per-instance, in-memory: rebuilt whenever the actor wakes. */
+interface TaskVars {
+  /** The actor context captured on wake: the only context valid outside actions and workflow steps. */
+  actor: unknown;
+  runtime: AgentRuntime | null;
+  summaryDirty: boolean;
+  summaryPushing: boolean;
+}
+
+interface OrgForTask {
+  reserveBranch(input: { taskId: string; repoId: string; title: string }): Promise<string>;
+  applyTaskSummary(summary: TaskSummary): Promise<void>;
+}
+
+export function makeTaskActor(deps: BackendDeps) {
+  const { config } = deps;
+  const deadlines: Record<ProvisionStepName, number> = {
+    "ensure-name": 30_000,
+    "create-sandbox": config.KILN_CREATE_SANDBOX_TIMEOUT_MS,
+    "ensure-agent": config.KILN_STEP_TIMEOUT_MS,
+    "create-session": config.KILN_STEP_TIMEOUT_MS,
+  };
+
+  type Ctx = TaskCtx & {
+    vars: TaskVars;
+    key: string[];
+    client(): unknown;
+    log: { error(message: string | Record<string, unknown>, ...rest: unknown[]): void };
+  };
+
+  const orgOf = (c: Ctx): OrgForTask => {
+    const [, orgId] = c.key;
+    // Typed narrowly on purpose: importing the registry type here would be circular.
+    const client = c.client() as { organization: { getOrCreate(key: string[]): OrgForTask } };
+    return client.organization.getOrCreate(["org", orgId ?? "default"]);
+  };
+
+  const logError = (c: { log: Ctx["log"] }) => (message: string, error: unknown) =>
+    c.log.error({ msg: message, error: errorMessage(error) });
+
+  /** Background work (agent turns, summary pushes) must use the live actor context, never `c`. */
+  const live = (c: Ctx): Ctx & ActorHandleCtx => {
+    if (!c.vars.actor) throw new KilnError("unavailable", "task actor is not awake yet");
+    return c.vars.actor as Ctx & ActorHandleCtx;
+  };
+
+  const runtimeOf = (c: Ctx): AgentRuntime => {
+    const ctx = live(c);
+    if (!ctx.vars.runtime) {
+      ctx.vars.runtime = new AgentRuntime({
+        ctx,
+        promptTimeoutMs: config.KILN_PROMPT_TIMEOUT_MS,
+        connectTimeoutMs: 30_000,
+        logError: logError(c),
+        endpoint: async () => {
+          const row = await readSandboxRow(ctx);
+          if (!row?.daemonUrl) throw new KilnError("not_ready", "the sandbox agent is not running yet");
+          return {
+            baseUrl: row.daemonUrl,
+            token: row.daemonToken,
+            headers: row.daemonHeadersJson ? (JSON.parse(row.daemonHeadersJson) as Record<string, string>) : {},
+            cwd: row.workdir,
+          };
+        },
+        onTurnSettled: async () => {
+          await refreshChanges(ctx);
+          await refreshTask(ctx);
+          scheduleSummaryPush(ctx);
+        },
+      });
+    }
+    return ctx.vars.runtime;
+  };
+
+  /** Push this task's summary to the organization; coalesces bursts, retries a few times, logs failures. */
+  const scheduleSummaryPush = (c: Ctx) => {
+    const ctx = live(c);
+    const vars = ctx.vars;
+    vars.summaryDirty = true;
+    if (vars.summaryPushing) return;
+    vars.summaryPushing = true;
+    const push = async () => {
+      let failures = 0;
+      while (vars.summaryDirty) {
+        vars.summaryDirty = false;
+        try {
+          const summary = await buildSummary(ctx);
+          if (summary) await orgOf(ctx).applyTaskSummary(summary);
+          failures = 0;
+        } catch (error) {
+          logError(ctx)("pushing task summary to the organization", error);
+          if (++failures >= 5) break;
+          vars.summaryDirty = true;
+          await sleep(1000 * failures);
+        }
+      }
+      vars.summaryPushing = false;
+    };
+    ctx.waitUntil(push());
+  };
+
+  const sandboxOf = async (c: TaskCtx) => {
+    const row = await readSandboxRow(c);
+    if (!row || row.state === "destroyed") throw new KilnError("not_ready", "the task has no sandbox yet");
+    const provider = deps.providers[row.provider as keyof typeof deps.providers];
+    if (!provider) throw new KilnError("unavailable", `sandbox provider ${row.provider} is not configured`);
+    return { provider, handle: sandboxHandleFromRow(row) };
+  };
+
+  const refreshChanges = async (c: Ctx): Promise<ChangedFile[]> => {
+    const task = await readTaskRow(c);
+    if (!task) return [];
+    const { provider, handle } = await sandboxOf(c);
+    const changes = await listChanges(provider, handle, task.baseBranch);
+    await c.db.update(schema.task).set({ changesJson: JSON.stringify(changes) }).where(eq(schema.task.id, 1));
+    await emit(c, { type: "changes", changes });
+    return changes;
+  };
+
+  const requireLive = async (c: TaskCtx) => {
+    const row = await readTaskRow(c);
+    if (!row) throw new KilnError("not_found", "task not found");
+    if (row.status === "archived" || row.status === "killed") throw new KilnError("conflict", `task is ${row.status}`);
+    return row;
+  };
+
+  const provisionDeps = (c: Ctx): ProvisionDeps => ({
+    provider: (id) => {
+      const provider = deps.providers[id as keyof typeof deps.providers];
+      if (!provider) throw new KilnError("unavailable", `sandbox provider "${id}" is not configured on this backend`);
+      return provider;
+    },
+    agentEnv: deps.agentEnv,
+    deadlines,
+    reserveBranch: (input) => orgOf(c).reserveBranch(input),
+    runtime: () => runtimeOf(c),
+    failCreateSandboxMarker: config.KILN_TEST_FAIL_CREATE_SANDBOX_MARKER,
+    logError: logError(c),
+  });
+
+  /** Release the sandbox (daemon stopped, worktree removed) unless asked to keep it. */
+  const releaseSandbox = async (c: Ctx, keep: boolean) => {
+    const vars = live(c).vars;
+    await vars.runtime?.dispose();
+    vars.runtime = null;
+    const row = await readSandboxRow(c);
+    if (!row || row.state === "destroyed") return;
+    const provider = deps.providers[row.provider as keyof typeof deps.providers];
+    if (!provider) throw new KilnError("unavailable", `sandbox provider ${row.provider} is not configured`);
+    if (keep) {
+      await provider.stop(row.name);
+      await c.db.update(schema.sandbox).set({ state: "kept", daemonUrl: null }).where(eq(schema.sandbox.id, 1));
+    } else {
+      await provider.destroy(row.name);
+      await c.db.update(schema.sandbox).set({ state: "destroyed", daemonUrl: null }).where(eq(schema.sandbox.id, 1));
+    }
+    const saved = await readSandboxRow(c);
+    if (saved) await emit(c, { type: "sandbox", sandbox: toSandboxInfo(saved) });
+  };
+
+  const finish = async (c: Ctx, status: "archived" | "killed", reason: string, keepSandbox: boolean) => {
+    await requireLive(c);
+    // Stop everything first so the workflow and turns see the terminal status.
+    await c.db.update(schema.task).set({ status, updatedAt: Date.now() }).where(eq(schema.task.id, 1));
+    for (const session of await readSessions(c)) {
+      if (session.status !== "stopped") await updateSession(c, session.sessionId, { status: "stopped" });
+    }
+    let releaseError: string | null = null;
+    try {
+      await releaseSandbox(c, keepSandbox);
+    } catch (error) {
+      releaseError = errorMessage(error);
+    }
+    await appendHistory(c, `task.${status}`, reason, releaseError ? { releaseError } : null);
+    await refreshTask(c, { status, error: releaseError ? `sandbox release failed: ${releaseError}` : null });
+    await (c as unknown as { cron: { delete(name: string): Promise<boolean> } }).cron.delete(WATCHDOG);
+    scheduleSummaryPush(c);
+    if (releaseError) throw new KilnError("unavailable", `task ${status}, but the sandbox could not be released: ${releaseError}`);
+  };
+
+  return actor({
+    db: taskDatabase,
+    queues: { [PROVISION_QUEUE]: queue<{ reason: string }>() },
+    events: { [TASK_EVENT_NAME]: event<unknown>() },
+    options: { actionTimeout: 120_000, sleepTimeout: 60_000 },
+    createVars: (): TaskVars => ({ actor: null, runtime: null, summaryDirty: false, summaryPushing: false }),
+
+    onWake: async (c) => {
+      c.vars.actor = c;
+      // Turns and permission requests do not survive a restart: say so instead of showing them as live.
+      for (const session of await readSessions(c)) {
+        if (session.status === "running" || session.status === "needs_input" || session.status === "creating") {
+          await updateSession(c, session.sessionId, {
+            status: "error",
+            error: "interrupted by a backend restart; send a message to continue",
+          });
+        }
+      }
+      if (await readTaskRow(c)) await refreshTask(c);
+    },
+
+    onSleep: async (c) => {
+      await c.vars.runtime?.dispose();
+    },
+
+    actions: {
+      /** Called by the organization only: bootstrap rows, enqueue provisioning, return at once. */
+      initialize: async (c, input: InitializeTaskInput): Promise<TaskRecord> =>
+        guard(async () => {
+          const data = validate(InitializeTaskSchema, input, "task");
+          const existing = await readTaskRow(c);
+          if (existing) return toTaskRecord(existing);
+          const now = Date.now();
+          await c.db.transaction(async (tx) => {
+            await tx.insert(schema.task).values({
+              id: 1,
+              orgId: data.orgId,
+              taskId: data.taskId,
+              repoId: data.repoId,
+              repoName: data.repoName,
+              remoteUrl: data.remoteUrl,
+              title: data.title ?? "",
+              titleExplicit: data.title !== null,
+              prompt: data.prompt,
+              baseBranch: data.baseBranch,
+              branch: data.branch,
+              agent: data.agent,
+              provider: data.provider,
+              status: "queued",
+              createdAt: now,
+              updatedAt: now,
+            });
+            await tx.insert(schema.provisionSteps).values(INITIAL_STEPS);
+            await tx.insert(schema.history).values({ kind: "task.created", message: "Task created", createdAt: now });
+          });
+          await c.queue.send(PROVISION_QUEUE, { reason: "created" });
+          // Durable wake-up: a crash mid-workflow leaves the actor asleep until something wakes it.
+          await c.cron.every({ name: WATCHDOG, interval: config.KILN_WATCHDOG_INTERVAL_MS, action: WATCHDOG });
+          const row = await readTaskRow(c);
+          if (!row) throw new KilnError("internal", "task row missing after initialize");
+          return toTaskRecord(row);
+        }),
+
+      /** Cron target: keeps a provisioning task awake and fails steps stuck past their deadline. */
+      watchdog: async (c) => {
+        const row = await readTaskRow(c);
+        const steps = await readSteps(c);
+        const settled = steps.every((s) => s.state === "done" || s.state === "failed");
+        if (!row || row.status === "archived" || row.status === "killed" || settled) {
+          await c.cron.delete(WATCHDOG);
+          return;
+        }
+        for (const step of steps) {
+          const limit = deadlines[step.step] + 60_000;
+          if (step.state === "running" && step.startedAt && Date.now() - step.startedAt > limit) {
+            // The workflow replays a crashed step with a fresh startedAt; this only trips when it is wedged.
+            await c.db
+              .update(schema.provisionSteps)
+              .set({ state: "failed", finishedAt: Date.now(), error: `${step.step} exceeded its deadline` })
+              .where(eq(schema.provisionSteps.step, step.step));
+            await appendHistory(c, `step.${step.step}.failed`, `${step.step} exceeded its deadline`);
+            await refreshTask(c);
+          }
+        }
+      },
+
+      getDetail: async (c): Promise<TaskDetail> =>
+        guard(async () => {
+          const detail = await readDetail(c);
+          if (!detail) throw new KilnError("not_found", "task not found");
+          return detail;
+        }),
+
+      getSummary: async (c): Promise<TaskSummary | null> => buildSummary(c),
+
+      retry: async (c, input: unknown) =>
+        guard(async () => {
+          validate(z.object({ taskId: z.string() }), input);
+          await requireLive(c);
+          const steps = await readSteps(c);
+          const failed = steps.find((s) => s.state === "failed");
+          if (!failed) throw new KilnError("conflict", "nothing to retry: no provision step has failed");
+          await c.db
+            .update(schema.provisionSteps)
+            .set({ state: "pending", error: null, startedAt: null, finishedAt: null, detail: null })
+            .where(eq(schema.provisionSteps.step, failed.step));
+          const record = (await readSteps(c)).find((s) => s.step === failed.step);
+          if (record) await emit(c, { type: "step", step: record });
+          await appendHistory(c, "task.retry", `Retrying from ${failed.step}`, { step: failed.step });
+          await refreshTask(c);
+          await c.queue.send(PROVISION_QUEUE, { reason: "retry" });
+          await c.cron.every({ name: WATCHDOG, interval: config.KILN_WATCHDOG_INTERVAL_MS, action: WATCHDOG });
+        }),
+
+      sendMessage: async (c, input: unknown) =>
+        guard(async () => {
+          const data = validate(SendMessageInputSchema, input, "message");
+          const task = await requireLive(c);
+          const [session] = await c.db.select().from(schema.sessions).where(eq(schema.sessions.sessionId, data.sessionId));
+          if (!session || session.closed) throw new KilnError("not_found", `session ${data.sessionId} not found`);
+          if (session.status === "stopped") throw new KilnError("not_ready", "this session is stopped; open a new session");
+          if (session.status === "creating") throw new KilnError("not_ready", "the session is still starting");
+          await runtimeOf(c as unknown as Ctx).startTurn(data.sessionId, session.agent as TaskRecord["agent"], data.text);
+          scheduleSummaryPush(c as unknown as Ctx);
+          void task;
+        }),
+
+      answerPermission: async (c, input: unknown) =>
+        guard(async () => {
+          const data = validate(AnswerPermissionInputSchema, input, "permission answer");
+          await requireLive(c);
+          await runtimeOf(c as unknown as Ctx).answerPermission(data.sessionId, data.permissionId, data.reply);
+          scheduleSummaryPush(c as unknown as Ctx);
+        }),
+
+      createSession: async (c, input: unknown) =>
+        guard(async () => {
+          const data = validate(CreateSessionInputSchema, input, "session");
+          const task = await requireLive(c);
+          const steps = await readSteps(c);
+          if (!steps.every((s) => s.state === "done")) throw new KilnError("not_ready", "the task is still provisioning");
+          const all = await readSessions(c, true);
+          const sessionId = `session-${all.length + 1}`;
+          const now = Date.now();
+          await c.db.insert(schema.sessions).values({
+            sessionId,
+            title: data.title ?? `Session ${all.length + 1}`,
+            agent: data.agent ?? task.agent,
+            status: "creating",
+            createdAt: now,
+            updatedAt: now,
+          });
+          const runtime = runtimeOf(c as unknown as Ctx);
+          try {
+            await runtime.openSession(sessionId, (data.agent ?? task.agent) as TaskRecord["agent"]);
+            const record = await updateSession(c, sessionId, { status: "ready" });
+            await appendHistory(c, "session.created", `Opened ${sessionId}`, { sessionId });
+            await refreshTask(c);
+            scheduleSummaryPush(c as unknown as Ctx);
+            if (!record) throw new KilnError("internal", "session vanished");
+            return record;
+          } catch (error) {
+            await updateSession(c, sessionId, { status: "error", error: errorMessage(error) });
+            throw error;
+          }
+        }),
+
+      stopSession: async (c, input: unknown) =>
+        guard(async () => {
+          const data = validate(SessionRefSchema, input, "session");
+          await runtimeOf(c as unknown as Ctx).stopSession(data.sessionId);
+          const record = await updateSession(c, data.sessionId, { status: "stopped" });
+          if (!record) throw new KilnError("not_found", `session ${data.sessionId} not found`);
+          await appendHistory(c, "session.stopped", `Stopped ${data.sessionId}`, { sessionId: data.sessionId });
+          await refreshTask(c);
+          scheduleSummaryPush(c as unknown as Ctx);
+        }),
+
+      closeSession: async (c, input: unknown) =>
+        guard(async () => {
+          const data = validate(SessionRefSchema, input, "session");
+          const open = await readSessions(c);
+          if (!open.some((s) => s.sessionId === data.sessionId)) throw new KilnError("not_found", "session not found");
+          if (open.length <= 1) throw new KilnError("conflict", "a task keeps at least one open session");
+          await runtimeOf(c as unknown as Ctx).stopSession(data.sessionId);
+          await updateSession(c, data.sessionId, { status: "stopped", closed: true });
+          await appendHistory(c, "session.closed", `Closed ${data.sessionId}`, { sessionId: data.sessionId });
+          await refreshTask(c);
+          scheduleSummaryPush(c as unknown as Ctx);
+        }),
+
+      renameSession: async (c, input: unknown) =>
+        guard(async () => {
+          const data = validate(RenameSessionInputSchema, input, "session");
+          const record = await updateSession(c, data.sessionId, { title: data.title });
+          if (!record) throw new KilnError("not_found", "session not found");
+        }),
+
+      archive: async (c, input: unknown) =>
+        guard(async () => {
+          const data = validate(ArchiveTaskInputSchema, input, "archive");
+          const keep = data.keepSandbox ?? config.KEEP_SANDBOX;
+          await finish(c as unknown as Ctx, "archived", keep ? "Archived (sandbox kept for debugging)" : "Archived", keep);
+        }),
+
+      kill: async (c, input: unknown) =>
+        guard(async () => {
+          validate(z.object({ taskId: z.string() }), input);
+          await finish(c as unknown as Ctx, "killed", "Killed", false);
+        }),
+
+      /** Auto-archive and PR updates come from github-state through this action. */
+      archiveBecause: async (c, reason: string) =>
+        guard(async () => {
+          await finish(c as unknown as Ctx, "archived", reason, config.KEEP_SANDBOX);
+        }),
+
+      getChanges: async (c): Promise<ChangedFile[]> => guard(() => refreshChanges(c as unknown as Ctx)),
+
+      getFileDiff: async (c, input: unknown) =>
+        guard(async () => {
+          const data = validate(GetDiffInputSchema, input, "diff");
+          if (!data.path) throw new KilnError("invalid_input", "path is required");
+          const task = await readTaskRow(c);
+          if (!task) throw new KilnError("not_found", "task not found");
+          const { provider, handle } = await sandboxOf(c);
+          return { path: data.path, diff: await fileDiff(provider, handle, task.baseBranch, data.path) };
+        }),
+
+      exec: async (c, input: unknown): Promise<ExecResult> =>
+        guard(async () => {
+          const data = validate(ExecInputSchema, input, "command");
+          const { provider, handle } = await sandboxOf(c);
+          const result = await provider.exec(handle, data.command, { timeoutMs: data.timeoutMs });
+          await appendHistory(c, "sandbox.exec", `$ ${data.command.slice(0, 200)} → exit ${result.exitCode}`);
+          await logToSandbox(provider, handle, `exec: ${data.command} (exit ${result.exitCode})`);
+          return result;
+        }),
+
+      runCode: async (c, input: unknown): Promise<ExecResult> =>
+        guard(async () => {
+          const data = validate(RunCodeInputSchema, input, "code");
+          const { provider, handle } = await sandboxOf(c);
+          const interpreter = { javascript: "node", python: "python3", bash: "bash" }[data.language];
+          const file = `.kiln/run-${Date.now()}.${{ javascript: "mjs", python: "py", bash: "sh" }[data.language]}`;
+          await provider.writeFile(handle, file, data.code);
+          const result = await provider.exec(handle, `${interpreter} ${shellQuote(file)}`, { timeoutMs: data.timeoutMs });
+          await logToSandbox(provider, handle, `run ${data.language} (exit ${result.exitCode})`);
+          return result;
+        }),
+
+      readFile: async (c, input: unknown): Promise<string> =>
+        guard(async () => {
+          const data = validate(ReadFileInputSchema, input, "file");
+          const { provider, handle } = await sandboxOf(c);
+          return provider.readFile(handle, data.path);
+        }),
+
+      writeFile: async (c, input: unknown) =>
+        guard(async () => {
+          const data = validate(WriteFileInputSchema, input, "file");
+          const { provider, handle } = await sandboxOf(c);
+          await provider.writeFile(handle, data.path, data.content);
+          await logToSandbox(provider, handle, `write ${data.path} (${data.content.length} bytes)`);
+          await refreshChanges(c as unknown as Ctx);
+        }),
+
+      getSandbox: async (c) => {
+        const row = await readSandboxRow(c);
+        return row ? toSandboxInfo(row) : null;
+      },
+
+      setPullRequest: async (c, pullRequest: TaskRecord["pullRequest"]) => {
+        await refreshTask(c, { pullRequestJson: pullRequest ? JSON.stringify(pullRequest) : null });
+        scheduleSummaryPush(c as unknown as Ctx);
+      },
+    },
+
+    run: workflow(async (ctx) => {
+      await ctx.loop("commands", async (loop) => {
+        await loop.queue.next("next-command", { names: [PROVISION_QUEUE] });
+        for (const name of PROVISION_STEPS) {
+          const result = await loop.tryStep({
+            name,
+            // Our own deadline fires first and records a clean failure; this is the engine's backstop.
+            timeout: deadlines[name] + 30_000,
+            maxRetries: 0,
+            run: async (s) => {
+              const c = s as unknown as Ctx;
+              const outcome = await runProvisionStep(c, provisionDeps(c), name, s.abortSignal);
+              scheduleSummaryPush(c);
+              return outcome;
+            },
+          });
+          if (!result.ok || !result.value.ok) break;
+        }
+      });
+    }),
+  });
+}
+
+/** Seed-002 operation log inside the sandbox work dir (`.kiln/generation.log`, excluded from diffs). */
+async function logToSandbox(provider: SandboxProvider, handle: SandboxHandle, line: string): Promise<void> {
+  const stamp = new Date().toISOString();
+  const result = await provider.exec(
+    handle,
+    `mkdir -p .kiln && printf '%s\\n' ${shellQuote(`${stamp} ${line}`)} >> .kiln/generation.log`,
+    { timeoutMs: 10_000 },
+  );
+  if (result.exitCode !== 0) throw new KilnError("internal", `writing the sandbox log failed: ${result.stderr.trim()}`);
+}

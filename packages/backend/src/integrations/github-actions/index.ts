@@ -1,0 +1,2 @@
+export * from "./callbacks.ts";
+export * from "./dispatch.ts";

@@ -1,0 +1,85 @@
+// Kiln backend entry point: embedded Rivet Engine + actors + HTTP server, all from validated env.
+import { mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { errorMessage } from "@kiln/shared";
+import { agentEnv, loadConfig } from "./config.ts";
+import type { BackendDeps } from "./deps.ts";
+import { LocalProvider } from "./providers/local/provider.ts";
+import { makeRegistry } from "./registry.ts";
+import { createServer } from "./server.ts";
+import { terminate } from "./util/process.ts";
+
+const config = loadConfig();
+const started = Date.now();
+
+// The engine keeps its database under our data dir, so two instances never share state.
+const engineDir = path.join(config.KILN_DATA_DIR, "engine");
+mkdirSync(engineDir, { recursive: true });
+process.env.RIVETKIT_STORAGE_PATH = engineDir;
+process.env.RIVET_RUN_SERVICES ??= "0"; // Kiln does not use Rivet Services; they also clash across instances
+
+// The sandbox-agent SDK can reject without a handler when an agent dies mid-request (reference notes,
+// gotcha 3). Log it instead of crashing the whole backend; the turn itself fails through its watchdog.
+process.on("unhandledRejection", (reason) => {
+  console.error("[kiln] unhandled rejection:", errorMessage(reason));
+});
+
+const deps: BackendDeps = {
+  config,
+  providers: {
+    local: new LocalProvider({
+      dataDir: config.KILN_DATA_DIR,
+      createDelayMs: config.KILN_TEST_CREATE_SANDBOX_DELAY_MS,
+    }),
+  },
+  agentEnv: agentEnv(),
+};
+
+const engineEndpoint = config.KILN_ENGINE_ENDPOINT ?? `http://127.0.0.1:${config.KILN_ENGINE_PORT}`;
+const registry = makeRegistry(deps, {
+  endpoint: config.KILN_ENGINE_ENDPOINT,
+  enginePort: config.KILN_ENGINE_PORT,
+  poolName: config.KILN_POOL,
+  logLevel: config.RIVET_LOG_LEVEL,
+});
+await registry.startAndWait();
+
+const defaultDist = fileURLToPath(new URL("../../frontend/dist", import.meta.url));
+const app = createServer({
+  publicEngineEndpoint: config.KILN_PUBLIC_ENGINE_ENDPOINT ?? engineEndpoint,
+  poolName: config.KILN_POOL,
+  frontendDist: config.KILN_FRONTEND_DIST ?? defaultDist,
+  providers: Object.keys(deps.providers),
+});
+const server = Bun.serve({ fetch: app.fetch, port: config.KILN_PORT, hostname: config.KILN_HOST, idleTimeout: 120 });
+
+console.log(
+  `[kiln] backend ready in ${Date.now() - started} ms: http://${config.KILN_HOST}:${server.port} ` +
+    `(engine ${engineEndpoint}, data ${config.KILN_DATA_DIR})`,
+);
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) process.exit(1); // second signal: exit now
+  stopping = true;
+  console.log(`[kiln] ${signal}: shutting down`);
+  server.stop(true);
+  const drained = await Promise.race([
+    registry.shutdown().then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 10_000)),
+  ]);
+  if (!drained) console.error("[kiln] actors did not drain within 10 s; in-flight steps resume on next start");
+  // The embedded engine outlives its parent by design; stop ours unless asked to keep it.
+  if (!config.KILN_ENGINE_ENDPOINT && process.env.KILN_KEEP_ENGINE !== "1") {
+    try {
+      const runtime = JSON.parse(readFileSync(path.join(engineDir, ".rivetkit/var/engine/runtime.json"), "utf8"));
+      if (typeof runtime.pid === "number") await terminate(runtime.pid, 5000);
+    } catch (error) {
+      console.error("[kiln] could not stop the engine:", errorMessage(error));
+    }
+  }
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));

@@ -1,0 +1,245 @@
+// The embedded default sandbox: a git worktree per task under the data dir, with the real
+// sandbox-agent daemon on 127.0.0.1. Repos are cached as bare clones; each task's worktree is
+// created from the cache on the task branch, so the user's own checkout is never touched.
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { type ExecResult, KilnError } from "@kiln/shared";
+import { installScriptedAgentLauncher } from "../../agents/scripted-agent.ts";
+import { createKeyedQueue } from "../../util/keyed-queue.ts";
+import { git, run, sleep } from "../../util/process.ts";
+import type {
+  AgentEndpoint,
+  EnsureDaemonOptions,
+  SandboxHandle,
+  SandboxProvider,
+  SandboxSpec,
+  StepContext,
+} from "../types.ts";
+import { ensureLocalDaemon, resolveDaemonBinary, stopLocalDaemon } from "./daemon.ts";
+
+export interface LocalProviderOptions {
+  dataDir: string;
+  daemonHealthTimeoutMs?: number;
+  /** Test hook: pause inside createOrGet so a test can kill the backend mid-step. */
+  createDelayMs?: number;
+}
+
+interface SandboxMeta {
+  name: string;
+  labels: Record<string, string>;
+  remoteUrl: string;
+  branch: string;
+  state: "running" | "stopped";
+}
+
+/** Serialise git operations on one cache repo (concurrent fetches fight over ref locks). */
+const withRepoLock = createKeyedQueue();
+
+export class LocalProvider implements SandboxProvider {
+  readonly id = "local" as const;
+  private readonly sandboxesDir: string;
+  private readonly reposDir: string;
+  private readonly agentHome: string;
+
+  constructor(private readonly options: LocalProviderOptions) {
+    this.sandboxesDir = path.join(options.dataDir, "sandboxes");
+    this.reposDir = path.join(options.dataDir, "repos");
+    this.agentHome = path.join(options.dataDir, "agent-home");
+  }
+
+  private dir(name: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new KilnError("invalid_input", `bad sandbox name ${name}`);
+    return path.join(this.sandboxesDir, name);
+  }
+
+  private workdir(name: string): string {
+    return path.join(this.dir(name), "repo");
+  }
+
+  private cacheDir(remoteUrl: string): string {
+    const hash = createHash("sha1").update(remoteUrl).digest("hex").slice(0, 16);
+    return path.join(this.reposDir, `${hash}.git`);
+  }
+
+  private async readMeta(name: string): Promise<SandboxMeta | null> {
+    try {
+      return JSON.parse(await readFile(path.join(this.dir(name), "sandbox.json"), "utf8")) as SandboxMeta;
+    } catch {
+      return null; // not created (or half-created and never recorded)
+    }
+  }
+
+  private handle(meta: SandboxMeta): SandboxHandle {
+    return {
+      provider: "local",
+      sandboxId: meta.name,
+      name: meta.name,
+      workdir: this.workdir(meta.name),
+      state: meta.state,
+      labels: meta.labels,
+    };
+  }
+
+  /** Bare clone of the remote, refreshed with a fetch; remote branches land in refs/remotes/origin. */
+  private async syncCache(remoteUrl: string, signal: AbortSignal): Promise<string> {
+    const cache = this.cacheDir(remoteUrl);
+    return withRepoLock(cache, async () => {
+      if (!existsSync(path.join(cache, "HEAD"))) {
+        await rm(cache, { recursive: true, force: true });
+        await mkdir(this.reposDir, { recursive: true });
+        await git(["clone", "--bare", "--quiet", remoteUrl, cache], { signal });
+        await git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], { cwd: cache });
+      }
+      await git(["fetch", "--quiet", "--prune", "origin"], { cwd: cache, signal });
+      return cache;
+    });
+  }
+
+  async createOrGet(spec: SandboxSpec, ctx: StepContext): Promise<SandboxHandle> {
+    const existing = await this.readMeta(spec.name);
+    if (existing && existsSync(path.join(this.workdir(spec.name), ".git"))) {
+      if (existing.state === "stopped") await this.writeMeta({ ...existing, state: "running" });
+      return this.handle({ ...existing, state: "running" });
+    }
+    if (this.options.createDelayMs) {
+      ctx.progress(`test delay ${this.options.createDelayMs}ms`);
+      await sleep(this.options.createDelayMs, ctx.signal);
+    }
+    ctx.progress(`fetching ${spec.repo.remoteUrl}`);
+    const cache = await this.syncCache(spec.repo.remoteUrl, ctx.signal);
+    const workdir = this.workdir(spec.name);
+    await mkdir(this.dir(spec.name), { recursive: true });
+
+    await withRepoLock(cache, async () => {
+      // A crash between `worktree add` and writing the meta file leaves a half-made worktree: start over.
+      if (existsSync(workdir)) await rm(workdir, { recursive: true, force: true });
+      await git(["worktree", "prune"], { cwd: cache });
+      const { branch, baseBranch } = spec.repo;
+      const hasLocal = await this.refExists(cache, `refs/heads/${branch}`);
+      const hasRemote = await this.refExists(cache, `refs/remotes/origin/${branch}`);
+      const hasBase = await this.refExists(cache, `refs/remotes/origin/${baseBranch}`);
+      ctx.progress(`creating worktree on ${branch}`);
+      if (hasLocal) {
+        await git(["worktree", "add", "--quiet", workdir, branch], { cwd: cache, signal: ctx.signal });
+      } else {
+        const start = hasRemote ? `origin/${branch}` : hasBase ? `origin/${baseBranch}` : null;
+        if (!start) throw new KilnError("not_found", `base branch "${baseBranch}" does not exist in ${spec.repo.remoteUrl}`);
+        await git(["worktree", "add", "--quiet", "--no-track", "-b", branch, workdir, start], {
+          cwd: cache,
+          signal: ctx.signal,
+        });
+      }
+    });
+    // Commits made by agents need an identity; keep it local to the worktree.
+    await git(["config", "user.name", "Kiln Agent"], { cwd: workdir });
+    await git(["config", "user.email", "agent@kiln.local"], { cwd: workdir });
+    const meta: SandboxMeta = {
+      name: spec.name,
+      labels: spec.labels,
+      remoteUrl: spec.repo.remoteUrl,
+      branch: spec.repo.branch,
+      state: "running",
+    };
+    await this.writeMeta(meta);
+    return this.handle(meta);
+  }
+
+  private async refExists(cwd: string, ref: string): Promise<boolean> {
+    const result = await run("git", ["rev-parse", "--verify", "--quiet", ref], { cwd, timeoutMs: 30_000 });
+    return result.exitCode === 0;
+  }
+
+  private async writeMeta(meta: SandboxMeta): Promise<void> {
+    await writeFile(path.join(this.dir(meta.name), "sandbox.json"), JSON.stringify(meta, null, 2));
+  }
+
+  async get(name: string): Promise<SandboxHandle | null> {
+    const meta = await this.readMeta(name);
+    return meta ? this.handle(meta) : null;
+  }
+
+  async listByLabels(labels: Record<string, string>): Promise<SandboxHandle[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.sandboxesDir);
+    } catch {
+      return []; // no sandbox was ever created
+    }
+    const out: SandboxHandle[] = [];
+    for (const name of names) {
+      const meta = await this.readMeta(name);
+      if (meta && Object.entries(labels).every(([k, v]) => meta.labels[k] === v)) out.push(this.handle(meta));
+    }
+    return out;
+  }
+
+  async ensureDaemon(handle: SandboxHandle, options: EnsureDaemonOptions, ctx: StepContext): Promise<AgentEndpoint> {
+    const binary = await resolveDaemonBinary(this.options.dataDir);
+    // The offline scripted agent serves `mock`; real agents run when installed in the agent home.
+    await installScriptedAgentLauncher(this.agentHome, "mock");
+    ctx.progress("starting sandbox-agent");
+    const { baseUrl } = await ensureLocalDaemon({
+      binary,
+      agentHome: this.agentHome,
+      stateDir: this.dir(handle.name),
+      token: options.token,
+      env: options.env,
+      healthTimeoutMs: this.options.daemonHealthTimeoutMs ?? 20_000,
+      signal: ctx.signal,
+    });
+    return { baseUrl, token: options.token, headers: {} };
+  }
+
+  private resolveInside(handle: SandboxHandle, file: string): string {
+    const resolved = path.resolve(handle.workdir, file);
+    if (resolved !== handle.workdir && !resolved.startsWith(`${handle.workdir}${path.sep}`)) {
+      throw new KilnError("invalid_input", `path ${file} is outside the sandbox`);
+    }
+    return resolved;
+  }
+
+  async exec(handle: SandboxHandle, command: string, options: { cwd?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+    const cwd = options.cwd ? this.resolveInside(handle, options.cwd) : handle.workdir;
+    return run("bash", ["-c", command], { cwd, timeoutMs: options.timeoutMs ?? 60_000 });
+  }
+
+  async readFile(handle: SandboxHandle, file: string): Promise<string> {
+    try {
+      return await readFile(this.resolveInside(handle, file), "utf8");
+    } catch (error) {
+      if (error instanceof KilnError) throw error;
+      throw new KilnError("not_found", `cannot read ${file}: ${(error as Error).message}`);
+    }
+  }
+
+  async writeFile(handle: SandboxHandle, file: string, content: string): Promise<void> {
+    const target = this.resolveInside(handle, file);
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(target, content);
+  }
+
+  async stop(name: string): Promise<void> {
+    const meta = await this.readMeta(name);
+    await stopLocalDaemon(this.dir(name));
+    if (meta) await this.writeMeta({ ...meta, state: "stopped" });
+  }
+
+  async destroy(name: string): Promise<void> {
+    const dir = this.dir(name);
+    await stopLocalDaemon(dir);
+    const meta = await this.readMeta(name);
+    if (meta) {
+      const cache = this.cacheDir(meta.remoteUrl);
+      if (existsSync(cache)) {
+        await withRepoLock(cache, async () => {
+          await run("git", ["worktree", "remove", "--force", this.workdir(name)], { cwd: cache, timeoutMs: 60_000 });
+          await rm(dir, { recursive: true, force: true });
+          await git(["worktree", "prune"], { cwd: cache });
+        });
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}

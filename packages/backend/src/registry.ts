@@ -1,0 +1,29 @@
+// The RivetKit registry: Kiln's actors wired to their dependencies.
+import { setup } from "rivetkit";
+import { makeOrganizationActor } from "./actors/organization/index.ts";
+import { makeTaskActor } from "./actors/task/index.ts";
+import type { BackendDeps } from "./deps.ts";
+
+export interface EngineOptions {
+  /** Start the embedded engine on this port (dev / single machine) … */
+  enginePort?: number;
+  /** … or join an engine that is already running (production / scale-out). */
+  endpoint?: string;
+  poolName: string;
+  logLevel?: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+export function makeRegistry(deps: BackendDeps, engine: EngineOptions) {
+  const use = { organization: makeOrganizationActor(deps), task: makeTaskActor(deps) };
+  const common = {
+    use,
+    noWelcome: true,
+    envoy: { poolName: engine.poolName },
+    logging: { level: engine.logLevel ?? "warn" },
+  } as const;
+  return engine.endpoint
+    ? setup({ ...common, endpoint: engine.endpoint })
+    : setup({ ...common, startEngine: true, engineHost: "127.0.0.1", enginePort: engine.enginePort ?? 7750 });
+}
+
+export type KilnRegistry = ReturnType<typeof makeRegistry>;

@@ -1,0 +1,61 @@
+// Kiln's HTTP surface (Hono): health, client discovery, webhooks, and the built workbench.
+// Actor actions never go through here: clients talk to RivetKit directly (see /v1/config).
+import { existsSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { Hono } from "hono";
+
+export interface ServerOptions {
+  /** Engine URL clients (including browsers) should use. */
+  publicEngineEndpoint: string;
+  poolName: string;
+  frontendDist?: string;
+  providers: string[];
+  /** Extra routes (webhooks) registered by integrations. */
+  extend?: (app: Hono) => void;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".json": "application/json",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+};
+
+export function createServer(options: ServerOptions): Hono {
+  const app = new Hono();
+  app.onError((error, c) => {
+    console.error("[kiln] request failed", c.req.method, c.req.path, error.message);
+    return c.json({ code: "internal", message: "internal error" }, 500);
+  });
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/v1/config", (c) =>
+    c.json({
+      rivetEndpoint: options.publicEngineEndpoint,
+      poolName: options.poolName,
+      defaultOrgId: "default",
+      providers: options.providers,
+    }),
+  );
+  options.extend?.(app);
+
+  const dist = options.frontendDist;
+  if (dist && existsSync(path.join(dist, "index.html"))) {
+    app.get("/*", async (c) => {
+      const requested = path.normalize(decodeURIComponent(c.req.path)).replace(/^(\.\.[/\\])+/, "");
+      let file = path.join(dist, requested);
+      if (!file.startsWith(dist) || !(await stat(file).then((s) => s.isFile(), () => false))) {
+        file = path.join(dist, "index.html"); // SPA fallback
+      }
+      const body = await readFile(file);
+      return c.body(body, 200, {
+        "content-type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream",
+        "cache-control": file.endsWith("index.html") ? "no-cache" : "public, max-age=3600",
+      });
+    });
+  }
+  return app;
+}
