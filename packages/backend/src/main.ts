@@ -8,6 +8,7 @@ import type { BackendDeps } from "./deps.ts";
 import { LocalProvider } from "./providers/local/provider.ts";
 import { makeRegistry } from "./registry.ts";
 import { createServer } from "./server.ts";
+import { setNativeEnv } from "./util/native-env.ts";
 import { terminate } from "./util/process.ts";
 
 const config = loadConfig();
@@ -16,8 +17,9 @@ const started = Date.now();
 // The engine keeps its database under our data dir, so two instances never share state.
 const engineDir = path.join(config.KILN_DATA_DIR, "engine");
 mkdirSync(engineDir, { recursive: true });
-process.env.RIVETKIT_STORAGE_PATH = engineDir;
-process.env.RIVET_RUN_SERVICES ??= "0"; // Kiln does not use Rivet Services; they also clash across instances
+setNativeEnv("RIVETKIT_STORAGE_PATH", engineDir);
+// Kiln does not use Rivet Services; they also clash across instances on one host.
+setNativeEnv("RIVET_RUN_SERVICES", process.env.RIVET_RUN_SERVICES ?? "0");
 
 // The sandbox-agent SDK can reject without a handler when an agent dies mid-request (reference notes,
 // gotcha 3). Log it instead of crashing the whole backend; the turn itself fails through its watchdog.

@@ -25,6 +25,7 @@ export const TaskEventBodySchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("step"), step: ProvisionStepRecordSchema }),
   z.object({ type: z.literal("sandbox"), sandbox: SandboxInfoSchema.nullable() }),
   z.object({ type: z.literal("session"), session: SessionRecordSchema }),
+  z.object({ type: z.literal("session-removed"), sessionId: z.string() }),
   z.object({ type: z.literal("transcript"), event: TranscriptEventSchema }),
   z.object({ type: z.literal("history"), event: HistoryEventSchema }),
   z.object({ type: z.literal("changes"), changes: z.array(ChangedFileSchema) }),
@@ -65,6 +66,8 @@ export function applyTaskEvent(detail: TaskDetail, event: TaskEvent): TaskDetail
         ...next,
         sessions: upsert(detail.sessions, event.session, (s) => s.sessionId === event.session.sessionId),
       };
+    case "session-removed":
+      return { ...next, sessions: detail.sessions.filter((s) => s.sessionId !== event.sessionId) };
     case "transcript":
       return {
         ...next,

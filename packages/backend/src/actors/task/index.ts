@@ -437,7 +437,11 @@ export function makeTaskActor(deps: BackendDeps) {
           if (!open.some((s) => s.sessionId === data.sessionId)) throw new KilnError("not_found", "session not found");
           if (open.length <= 1) throw new KilnError("conflict", "a task keeps at least one open session");
           await runtimeOf(c as unknown as Ctx).stopSession(data.sessionId);
-          await updateSession(c, data.sessionId, { status: "stopped", closed: true });
+          await c.db
+            .update(schema.sessions)
+            .set({ status: "stopped", closed: true, updatedAt: Date.now() })
+            .where(eq(schema.sessions.sessionId, data.sessionId));
+          await emit(c, { type: "session-removed", sessionId: data.sessionId });
           await appendHistory(c, "session.closed", `Closed ${data.sessionId}`, { sessionId: data.sessionId });
           await refreshTask(c);
           scheduleSummaryPush(c as unknown as Ctx);

@@ -1,0 +1,18 @@
+import react from "@vitejs/plugin-react";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  plugins: [react()],
+  // Relative asset URLs: the built UI can be served from any path (static server, backend).
+  base: "./",
+  // One bundle (React, zod contracts, the RivetKit client) is fine for a self-hosted workbench.
+  build: { outDir: "dist", emptyOutDir: true, sourcemap: true, chunkSizeWarningLimit: 1024 },
+  server: { host: "127.0.0.1", port: Number(process.env.KILN_FRONTEND_PORT ?? 5173), strictPort: true },
+  preview: { host: "127.0.0.1", port: Number(process.env.KILN_FRONTEND_PORT ?? 4173), strictPort: true },
+  test: {
+    include: ["test/**/*.test.ts"],
+    // Browser tests build the UI and drive Chromium: give them room.
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
+  },
+});
