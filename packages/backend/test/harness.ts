@@ -125,6 +125,15 @@ export async function startBackend(options: BackendOptions = {}): Promise<Backen
     }
   };
 
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+    await exited;
+  };
+
   return {
     url,
     dataDir,
@@ -135,16 +144,9 @@ export async function startBackend(options: BackendOptions = {}): Promise<Backen
       child.kill("SIGKILL");
       await exited;
     },
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
-        if (child.exitCode === null) child.kill("SIGKILL");
-      }
-      await exited;
-    },
+    stop,
     async destroy() {
-      await this.stop();
+      await stop();
       killEngine();
       killDaemons(dataDir);
       rmSync(dataDir, { recursive: true, force: true });

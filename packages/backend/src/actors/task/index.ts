@@ -545,7 +545,9 @@ export function makeTaskActor(deps: BackendDeps) {
             maxRetries: 0,
             run: async (s) => {
               const c = s as unknown as Ctx;
-              const outcome = await runProvisionStep(c, provisionDeps(c), name, s.abortSignal);
+              const outcome = await runProvisionStep(c, provisionDeps(c), name, s.abortSignal, () =>
+                scheduleSummaryPush(c),
+              );
               scheduleSummaryPush(c);
               return outcome;
             },

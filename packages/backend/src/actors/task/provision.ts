@@ -184,6 +184,7 @@ export async function runProvisionStep(
   deps: ProvisionDeps,
   name: ProvisionStepName,
   abort: AbortSignal,
+  onStarted: () => void,
 ): Promise<{ ok: boolean }> {
   const task = await readTaskRow(ctx);
   if (!task || task.status === "archived" || task.status === "killed") return { ok: false };
@@ -200,6 +201,7 @@ export async function runProvisionStep(
     detail: null,
   });
   await refreshTask(ctx);
+  onStarted();
   let lastProgress = 0;
   try {
     const detail = await withDeadline(

@@ -123,10 +123,13 @@ export interface GitHubAppDriver extends WebhookVerifier {
   listInstallationRepos(installationId: number): Promise<GitHubRepository[]>;
   getRepo(target: GitHubRepoTarget): Promise<GitHubRepository>;
   listBranches(target: GitHubRepoTarget): Promise<GitHubBranch[]>;
-  /** Token scoped to this one repo (default permission contents:write) for git clone/push. */
+  /**
+   * Token scoped to this one repo (default permission contents:write) for git clone/push. Cached
+   * while it has enough life left; pass forceRefresh after git got a 401 with it (revoked token).
+   */
   createRepoToken(
     target: GitHubRepoTarget,
-    options?: { permissions?: Record<string, "read" | "write"> },
+    options?: { permissions?: Record<string, "read" | "write">; forceRefresh?: boolean },
   ): Promise<InstallationToken>;
   findOpenPullRequest(target: GitHubRepoTarget, head: string): Promise<GitHubPullRequest | null>;
   /** Idempotent: returns the open PR for `head` if there is one (created=false). */
@@ -481,14 +484,14 @@ export class OctokitGitHubApp implements GitHubAppDriver {
 
   async createRepoToken(
     target: GitHubRepoTarget,
-    options: { permissions?: Record<string, "read" | "write"> } = {},
+    options: { permissions?: Record<string, "read" | "write">; forceRefresh?: boolean } = {},
   ): Promise<InstallationToken> {
     const t = parseInput(TargetSchema, target, "repository");
     const permissions = options.permissions ?? { contents: "write" };
     try {
       const octokit = await this.client(t.installationId);
       const request = { type: "installation" as const, repositoryNames: [t.repo], permissions };
-      let auth = asTokenAuth(await octokit.auth(request));
+      let auth = asTokenAuth(await octokit.auth({ ...request, refresh: options.forceRefresh === true }));
       if (Date.parse(auth.expiresAt) - Date.now() < this.minTokenLifetimeMs) {
         auth = asTokenAuth(await octokit.auth({ ...request, refresh: true }));
       }

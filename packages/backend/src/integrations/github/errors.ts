@@ -32,7 +32,9 @@ function gitHubDetail(data: unknown): string | undefined {
   const d = data as { message?: unknown; errors?: unknown; error?: unknown; error_description?: unknown };
   const parts: string[] = [];
   if (typeof d.message === "string") parts.push(d.message);
-  if (typeof d.error_description === "string") parts.push(d.error_description);
+  // OAuth endpoints answer {error, error_description}; keep the machine code for diagnosis.
+  if (typeof d.error_description === "string" && typeof d.error === "string") parts.push(`${d.error_description} (${d.error})`);
+  else if (typeof d.error_description === "string") parts.push(d.error_description);
   else if (typeof d.error === "string") parts.push(d.error);
   if (Array.isArray(d.errors)) {
     for (const e of d.errors.slice(0, 5)) {

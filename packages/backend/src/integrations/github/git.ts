@@ -123,10 +123,13 @@ export async function gitWithToken(args: string[], options: GitWithTokenOptions)
       settled = true;
       const out = { stdout: redactSecrets(stdout, secrets), stderr: redactSecrets(stderr, secrets) };
       if (code === 0) return resolve(out);
-      const tail = out.stderr.trim().split("\n").slice(-6).join("\n");
+      // `push --porcelain` reports per-ref rejections ("!\t<ref>\t[rejected] …") on stdout.
+      const rejected = out.stdout.split("\n").filter((l) => l.startsWith("!"));
+      const text = [...rejected, ...out.stderr.trim().split("\n")].filter(Boolean);
+      const tail = text.slice(-6).join("\n");
       reject(
         new KilnError(
-          classify(out.stderr),
+          classify(text.join("\n")),
           `git could not ${options.action} (exit ${code ?? sig}): ${tail || "no output"}`,
         ),
       );
@@ -163,6 +166,7 @@ export interface PushBranchOptions {
 /** Push refs/heads/<branch> to the same branch on `remoteUrl`; returns the pushed commit. */
 export async function pushBranch(options: PushBranchOptions): Promise<{ sha: string }> {
   const branch = parseInput(BranchNameSchema, options.branch, "branch");
+  gitAuthEnv(options.remoteUrl, options.token); // validate URL and token before touching git
   const sha = await gitLocal(["rev-parse", "--verify", `refs/heads/${branch}^{commit}`], options.cwd);
   const refspec = `${options.force ? "+" : ""}refs/heads/${branch}:refs/heads/${branch}`;
   await gitWithToken(["push", "--porcelain", options.remoteUrl, refspec], {

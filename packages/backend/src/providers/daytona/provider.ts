@@ -653,12 +653,7 @@ export class DaytonaProvider implements SandboxProvider {
     let lastExitCheck = 0;
     while (Date.now() < deadline) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
-      const state = await this.probe(endpoint);
-      if (state === "ok") {
-        await this.checkAgent(endpoint, options.agent);
-        ctx.progress("sandbox-agent daemon healthy");
-        return endpoint;
-      }
+      // Did the daemon exit (bad flag, port taken)? Checked first and then once a second.
       if (Date.now() - lastExitCheck > 1000 && cmdId) {
         lastExitCheck = Date.now();
         const cmd = await daytonaCall("daemon status", () => sandbox.process.getSessionCommand(DAEMON_SESSION, cmdId));
@@ -670,6 +665,11 @@ export class DaytonaProvider implements SandboxProvider {
             `sandbox-agent exited (code ${cmd.exitCode}) before becoming healthy: ${redact(tail.stdout, secrets)}`,
           );
         }
+      }
+      if ((await this.probe(endpoint)) === "ok") {
+        await this.checkAgent(endpoint, options.agent);
+        ctx.progress("sandbox-agent daemon healthy");
+        return endpoint;
       }
       await sleep(200, ctx.signal);
     }
