@@ -1,5 +1,13 @@
 import { defineConfig } from "vitest/config";
+import { kilnReporters } from "../../vitest.reporters.ts";
 
 export default defineConfig({
-  test: { include: ["test/**/*.test.ts"], testTimeout: 60000, hookTimeout: 60000 },
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 90_000,
+    // Integration suites each start an engine and daemons; two at a time fits a 2-core machine.
+    maxWorkers: 2,
+    ...kilnReporters("backend"),
+  },
 });

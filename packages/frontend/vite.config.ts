@@ -1,5 +1,6 @@
 import react from "@vitejs/plugin-react";
 import { defineConfig } from "vitest/config";
+import { kilnReporters } from "../../vitest.reporters.ts";
 
 export default defineConfig({
   plugins: [react()],
@@ -7,12 +8,19 @@ export default defineConfig({
   base: "./",
   // One bundle (React, zod contracts, the RivetKit client) is fine for a self-hosted workbench.
   build: { outDir: "dist", emptyOutDir: true, sourcemap: true, chunkSizeWarningLimit: 1024 },
-  server: { host: "127.0.0.1", port: Number(process.env.KILN_FRONTEND_PORT ?? 5173), strictPort: true },
+  server: {
+    host: "127.0.0.1",
+    port: Number(process.env.KILN_FRONTEND_PORT ?? 5173),
+    strictPort: true,
+    // `npm run dev:ui`: the page's origin is this dev server, so forward the backend's routes.
+    proxy: { "/v1": `http://127.0.0.1:${process.env.KILN_PORT ?? 7741}` },
+  },
   preview: { host: "127.0.0.1", port: Number(process.env.KILN_FRONTEND_PORT ?? 4173), strictPort: true },
   test: {
     include: ["test/**/*.test.ts"],
     // Browser tests build the UI and drive Chromium: give them room.
     testTimeout: 120_000,
     hookTimeout: 180_000,
+    ...kilnReporters("frontend"),
   },
 });
