@@ -17,6 +17,7 @@ import {
   isErrorCode,
 } from "@kiln/shared";
 import { createClient } from "rivetkit/client";
+import { installFetchCompat } from "./fetch-compat.ts";
 import type { ConnectionState, KilnClient, Subscription, SubscriptionCallbacks } from "./types.ts";
 
 export interface KilnClientOptions {
@@ -191,6 +192,7 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
 }
 
 export function createKilnClient(options: KilnClientOptions): KilnClient {
+  installFetchCompat();
   const endpoint = options.endpoint.replace(/\/+$/, "");
   const callTimeoutMs = options.callTimeoutMs ?? 60_000;
   let raw: Promise<RawClient> | null = null;

@@ -77,7 +77,7 @@ function TaskList({ tasks, activeTaskId }: { tasks: TaskSummary[]; activeTaskId:
                     >
                       <span className={`dot dot-${badge.kind}`} title={badge.label} aria-label={badge.label} />
                       <span className="task-row-main">
-                        <span className="task-row-title">{t.title}</span>
+                        <span className="task-row-title">{t.title || <span className="muted-inline">Naming…</span>}</span>
                         <span className="task-row-sub">
                           {t.repoName}
                           {t.branch ? ` · ${t.branch}` : ""}

@@ -7,6 +7,7 @@ import {
   type TaskDetail,
   type TaskRecord,
   TERMINAL_TASK_STATUSES,
+  deriveTitle,
 } from "@kiln/shared";
 import { useEffect, useState } from "react";
 import { ChangesPanel, HistoryTimeline } from "./ChangesPanel.tsx";
@@ -109,7 +110,7 @@ function TaskHeader({ client, detail }: { client: KilnClient; detail: TaskDetail
   return (
     <header className="task-header">
       <div className="task-title-row">
-        <h1 className="task-title">{task.title}</h1>
+        <h1 className="task-title">{task.title || deriveTitle(task.prompt)}</h1>
         <span className={`badge badge-${badge.kind}`} data-testid="task-status" data-status={badge.kind} role="status">
           {(badge.kind === "working" || badge.kind === "provisioning") && <span className="spinner small" aria-hidden="true" />}
           {badge.label}

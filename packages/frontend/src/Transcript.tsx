@@ -233,6 +233,7 @@ function TranscriptItem({ item, client, taskId, session }: { item: Item; client:
         </div>
       );
     case "plan":
+      if (item.entries.length === 0) return null;
       return (
         <div className="plan" data-kind="plan">
           <div className="plan-title">Plan</div>

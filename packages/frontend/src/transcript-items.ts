@@ -64,8 +64,9 @@ export function toItems(events: TranscriptEvent[]): Item[] {
               return { content: str(o.content) ?? "", status: str(o.status) ?? "pending" };
             })
           : [];
+        // An agent may announce an empty plan (nothing to do): that gets no box.
         if (plan) plan.entries = entries;
-        else {
+        else if (entries.length > 0) {
           plan = { type: "plan", key, entries };
           items.push(plan);
         }

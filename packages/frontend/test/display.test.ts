@@ -42,6 +42,12 @@ describe("toItems", () => {
     expect(items[5]).toMatchObject({ text: "You said: do it" });
   });
 
+  it("gives an empty plan no item", () => {
+    index = 0;
+    const items = toItems([ev("user_message", "hi"), ev("agent_thought", "Reading"), ev("plan", null, { entries: [] }), ev("agent_message", "You said: hi")]);
+    expect(items.map((i) => i.type)).toEqual(["user", "thought", "agent"]);
+  });
+
   it("orders by eventIndex and keeps an unanswered permission open", () => {
     const items = toItems([
       { sessionId: "s", eventIndex: 2, kind: "permission_request", createdAt: 2, text: "Q", data: { permissionId: "p" } },

@@ -129,6 +129,23 @@ describe("createOrGet", () => {
     expect((error as KilnError).message).not.toContain("wrong-token-xyz");
   });
 
+  it("concurrent replays of the same step converge on one sandbox and one checkout", async () => {
+    const creates = fake.count("POST /api/sandbox");
+    const [a, b] = await Promise.all([provider.createOrGet(spec("race"), ctx()), makeProvider().createOrGet(spec("race"), ctx())]);
+    expect(a.sandboxId).toBe(b.sandboxId);
+    const sandboxes = [...fake.sandboxes.values()].filter((s) => s.name === "task-race");
+    expect(sandboxes).toHaveLength(1);
+    expect(fake.count("POST /api/sandbox") - creates).toBeLessThanOrEqual(2); // the loser got 409
+    const r = await provider.exec(a, "git rev-parse --abbrev-ref HEAD && ls -d ../repo.partial-* 2>/dev/null | wc -l");
+    expect(r.stdout).toBe("kiln/task-race\n0\n");
+  });
+
+  it("reports a missing base branch clearly", async () => {
+    const s = spec("nobase");
+    s.repo.baseBranch = "does-not-exist";
+    await expect(provider.createOrGet(s, ctx())).rejects.toThrow(/base branch does-not-exist not found on the remote/);
+  });
+
   it("starts a stopped sandbox instead of recreating it", async () => {
     const before = await provider.createOrGet(spec("one"), ctx());
     await fake.forceStop("task-one"); // Daytona auto-stop / operator
@@ -243,6 +260,36 @@ describe("ensureDaemon", () => {
     expect(r.status).toBe(200);
   });
 
+  it("fails fast with the daemon's log when the daemon exits (port taken)", async () => {
+    const port = await freePort();
+    const p = makeProvider({ daemonPort: port, daemonHealthTimeoutMs: 15_000 });
+    const handle = await p.createOrGet(spec("one"), ctx());
+    // Occupy the daemon's port inside the sandbox with something that is not sandbox-agent.
+    const sdk = new Daytona({ apiKey: API_KEY, apiUrl: fake.apiUrl, useDeprecatedPolling: true });
+    try {
+      const sandbox = await sdk.get(handle.sandboxId);
+      await sandbox.process.createSession("squatter");
+      await sandbox.process.executeSessionCommand("squatter", {
+        command: `exec node -e "require('http').createServer((q, s) => { s.statusCode = 503; s.end() }).listen(${port}, process.env.DAYTONA_FAKE_SANDBOX_IP)"`,
+        runAsync: true,
+      });
+      const started = Date.now();
+      const error = await p.ensureDaemon(handle, { agent: "mock", token: "squat-token-000", env: {} }, ctx()).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(KilnError);
+      expect((error as KilnError).code).toBe("unavailable");
+      expect((error as KilnError).message).toMatch(/sandbox-agent exited \(code [1-9]\d*\) before becoming healthy/);
+      expect((error as KilnError).message).not.toContain("squat-token-000");
+      expect((error as KilnError).message).toContain("Address in use");
+      expect(Date.now() - started).toBeLessThan(10_000);
+      await sandbox.process.deleteSession("squatter");
+    } finally {
+      await sdk[Symbol.asyncDispose]();
+    }
+  });
+
   it("fails with not_ready when the agent is not installed in the snapshot", async () => {
     const handle = await provider.createOrGet(spec("one"), ctx());
     await expect(provider.ensureDaemon(handle, { agent: "amp", token: "turn-token-789", env: {} }, ctx())).rejects.toMatchObject({
@@ -263,7 +310,7 @@ describe("reaper, destroy, list", () => {
     } finally {
       await other[Symbol.asyncDispose]();
     }
-    const liveIds = ["one", "existing", "live", "badclone"];
+    const liveIds = ["one", "existing", "live", "badclone", "race", "nobase"];
     const deleted = await provider.reapOrphans(async () => liveIds);
     expect(deleted.sort()).toEqual(["task-orphan"]);
     expect(await provider.get("task-orphan")).toBeNull();
@@ -320,6 +367,26 @@ describe("errors and modes", () => {
     const controller = new AbortController();
     controller.abort(new KilnError("timeout", "step deadline"));
     await expect(provider.createOrGet(spec("aborted"), ctx([], controller.signal))).rejects.toMatchObject({ code: "timeout" });
+  });
+
+  it("an aborted create returns promptly; the replayed step adopts the sandbox the API made", async () => {
+    const logs: string[] = [];
+    const p = makeProvider({ log: (l) => logs.push(l) });
+    const creates = fake.count("POST /api/sandbox");
+    fake.createDelayMs = 3000;
+    try {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new KilnError("timeout", "create-sandbox step deadline")), 300);
+      const started = Date.now();
+      await expect(p.createOrGet(spec("slow"), ctx([], controller.signal))).rejects.toThrow("create-sandbox step deadline");
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      fake.createDelayMs = 0;
+    }
+    const handle = await p.createOrGet(spec("slow"), ctx());
+    expect(handle.state).toBe("running");
+    expect(fake.count("POST /api/sandbox")).toBe(creates + 1);
+    await p.destroy("task-slow");
   });
 
   it("declarative-image mode streams the build log into ctx.progress", async () => {

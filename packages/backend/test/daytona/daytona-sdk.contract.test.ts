@@ -128,7 +128,7 @@ describe("sandbox lifecycle", () => {
     }
     expect(exitCode).toBe(0);
     const logs = await sandbox.process.getSessionCommandLogs("s1", async.cmdId);
-    expect(logs.output.trim()).toBe("42");
+    expect(logs.output?.trim()).toBe("42");
     await sandbox.process.deleteSession("s1");
     await expect(sandbox.process.getSession("s1")).rejects.toBeInstanceOf(DaytonaNotFoundError);
   });

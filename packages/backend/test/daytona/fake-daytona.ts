@@ -192,6 +192,8 @@ export class FakeDaytona {
   readonly errors: string[] = [];
   /** Make the next N `POST /api/sandbox` fail with this status (hybrid fallback tests). */
   failCreates: { remaining: number; status: number; message: string } | null = null;
+  /** Extra time new sandboxes spend in `creating` (slow-create / abort tests). */
+  createDelayMs = 0;
   private server!: http.Server;
   private routes: Route[] = [];
   private root = "";
@@ -615,7 +617,7 @@ export class FakeDaytona {
           );
         });
       } else {
-        this.later(s, this.transition, () => {
+        this.later(s, this.transition + this.createDelayMs, () => {
           s.state = "started";
         });
       }

@@ -142,7 +142,12 @@ describe("push", () => {
     // A listener that never answers: git's HTTP request hangs until the deadline kills it.
     const net = await import("node:net");
     const sockets = new Set<import("node:net").Socket>();
-    const silent = net.createServer((s) => void sockets.add(s));
+    let peerClosed = 0;
+    const silent = net.createServer((s) => {
+      sockets.add(s);
+      s.resume(); // read (and drop) the request, so the peer's EOF is noticed
+      s.on("close", () => void peerClosed++);
+    });
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     const port = (silent.address() as import("node:net").AddressInfo).port;
     try {
@@ -155,6 +160,11 @@ describe("push", () => {
         }),
         "timeout",
       );
+      // The whole process group died: git-remote-http's connection is closed by the kernel.
+      const until = Date.now() + 3000;
+      while (peerClosed < sockets.size && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(sockets.size).toBeGreaterThan(0);
+      expect(peerClosed).toBe(sockets.size);
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => silent.close(() => r()));

@@ -26,12 +26,16 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-/** `vite build` into packages/frontend/dist. KILN_FRONTEND_PREBUILT=1 reuses an existing dist. */
-export async function buildFrontend(env: Record<string, string> = {}): Promise<string> {
+/**
+ * `vite build` into `outDir` (default packages/frontend/dist; test files that run in parallel pass their
+ * own so one build never empties the directory another is serving). KILN_FRONTEND_PREBUILT=1 reuses
+ * an existing packages/frontend/dist.
+ */
+export async function buildFrontend(env: Record<string, string> = {}, outDir: string = DIST_DIR): Promise<string> {
   if (process.env.KILN_FRONTEND_PREBUILT === "1" && existsSync(path.join(DIST_DIR, "index.html"))) return DIST_DIR;
   const vite = path.join(FRONTEND_DIR, "node_modules", ".bin", "vite");
   try {
-    await promisify(execFile)(vite, ["build", "--logLevel", "warn"], {
+    await promisify(execFile)(vite, ["build", "--logLevel", "warn", "--outDir", outDir, "--emptyOutDir"], {
       cwd: FRONTEND_DIR,
       env: { ...process.env, ...env },
       maxBuffer: 16 * 1024 * 1024,
@@ -40,7 +44,7 @@ export async function buildFrontend(env: Record<string, string> = {}): Promise<s
     const e = error as { stdout?: string; stderr?: string; message: string };
     throw new Error(`vite build failed: ${e.message}\n${e.stdout ?? ""}\n${e.stderr ?? ""}`);
   }
-  return DIST_DIR;
+  return outDir;
 }
 
 const MIME: Record<string, string> = {

@@ -76,7 +76,9 @@ async function detectDefaultBranch(remoteUrl: string): Promise<string> {
     env: { GIT_TERMINAL_PROMPT: "0" },
   });
   if (result.exitCode !== 0) {
-    throw new KilnError("invalid_input", `cannot reach repository ${remoteUrl}: ${result.stderr.trim().split("\n").at(-1) ?? ""}`);
+    const lines = result.stderr.trim().split("\n");
+    const reason = (lines.find((l) => l.startsWith("fatal:")) ?? lines[0] ?? "").replace(/^fatal:\s*/, "");
+    throw new KilnError("invalid_input", `cannot reach repository ${remoteUrl}: ${reason}`);
   }
   const match = /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(result.stdout);
   if (!match?.[1]) throw new KilnError("invalid_input", `repository ${remoteUrl} has no default branch (is it empty?)`);

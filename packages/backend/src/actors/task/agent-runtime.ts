@@ -214,6 +214,9 @@ export class AgentRuntime {
 
   private async onPermissionRequest(sessionId: string, request: SessionPermissionRequest): Promise<void> {
     this.pendingPermissions.set(request.id, sessionId);
+    // The SDK persists the envelopes that preceded this request (thought, plan, tool call) asynchronously;
+    // let those land first so the request gets the next transcript index after them.
+    await sleep(150);
     await appendTranscript(this.deps.ctx, {
       sessionId,
       kind: "permission_request",

@@ -21,6 +21,7 @@ import {
   type TaskRecord,
   type TaskSummary,
   WriteFileInputSchema,
+  deriveTitle,
   errorMessage,
 } from "@kiln/shared";
 import { eq } from "drizzle-orm";
@@ -293,7 +294,7 @@ export function makeTaskActor(deps: BackendDeps) {
               repoId: data.repoId,
               repoName: data.repoName,
               remoteUrl: data.remoteUrl,
-              title: data.title ?? "",
+              title: data.title ?? deriveTitle(data.prompt),
               titleExplicit: data.title !== null,
               prompt: data.prompt,
               baseBranch: data.baseBranch,
@@ -319,7 +320,8 @@ export function makeTaskActor(deps: BackendDeps) {
       watchdog: async (c) => {
         const row = await readTaskRow(c);
         const steps = await readSteps(c);
-        const settled = steps.every((s) => s.state === "done" || s.state === "failed");
+        // Settled: finished, or failed and waiting for a person to retry (retry re-arms the watchdog).
+        const settled = steps.every((s) => s.state === "done") || steps.some((s) => s.state === "failed");
         if (!row || row.status === "archived" || row.status === "killed" || settled) {
           await c.cron.delete(WATCHDOG);
           return;

@@ -155,7 +155,7 @@ const OwnerSchema = z
   .string()
   .min(1, "owner is required")
   .max(100)
-  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$|^[A-Za-z0-9_.-]+$/, "not a valid GitHub owner");
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "not a valid GitHub owner");
 const RepoNameSchema = z
   .string()
   .min(1, "repo is required")
@@ -280,12 +280,12 @@ export function summariseCheckRuns(runs: Array<{ status: string; conclusion: str
  * APPROVED/CHANGES_REQUESTED/DISMISSED counts; a pending change request beats approvals.
  */
 export function summariseReviews(
-  reviews: Array<{ user: { login: string } | null; state: string; submitted_at?: string | null }>,
+  reviews: Array<{ user: { login: string } | null; state: string }>,
 ): ReviewState {
   const latest = new Map<string, string>();
   let commented = false;
-  const ordered = [...reviews].sort((a, b) => Date.parse(a.submitted_at ?? "") - Date.parse(b.submitted_at ?? ""));
-  for (const r of ordered) {
+  // GitHub lists reviews oldest first; PENDING (unsubmitted) ones are ignored below.
+  for (const r of reviews) {
     const state = r.state.toUpperCase();
     if (state === "COMMENTED") commented = true;
     if (state === "APPROVED" || state === "CHANGES_REQUESTED" || state === "DISMISSED") {

@@ -95,32 +95,47 @@ export async function gitWithToken(args: string[], options: GitWithTokenOptions)
   const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
 
   return new Promise<GitResult>((resolve, reject) => {
-    const child = spawn("git", args, {
-      cwd: options.cwd,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-      signal,
-      killSignal: "SIGKILL",
-    });
+    // Own process group, so a deadline also kills git-remote-http(s) and not just `git`.
+    const child = spawn("git", args, { cwd: options.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     let stdout = "";
     let stderr = "";
     const keep = (buf: string, chunk: Buffer) => (buf + chunk.toString("utf8")).slice(-MAX_CAPTURE);
     child.stdout.on("data", (c: Buffer) => (stdout = keep(stdout, c)));
     child.stderr.on("data", (c: Buffer) => (stderr = keep(stderr, c)));
     let settled = false;
+    let abortedBy: "timeout" | "signal" | null = null;
+    const onAbort = () => {
+      abortedBy = deadline.aborted ? "timeout" : "signal";
+      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch (error) {
+          // ESRCH: the group exited between the check and the kill; anything else is real.
+          if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+        }
+      }
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
     child.on("error", (error: Error) => {
+      signal.removeEventListener("abort", onAbort);
       if (settled) return;
       settled = true;
-      if (error.name === "AbortError") {
-        const timedOut = deadline.aborted;
-        reject(new KilnError(timedOut ? "timeout" : "unavailable", `git could not ${options.action}: ${timedOut ? "timed out" : "aborted"}`));
-      } else {
-        reject(new KilnError("unavailable", `git could not ${options.action}: ${redactSecrets(error.message, secrets)}`));
-      }
+      reject(new KilnError("unavailable", `git could not ${options.action}: ${redactSecrets(error.message, secrets)}`));
     });
     child.on("close", (code, sig) => {
+      signal.removeEventListener("abort", onAbort);
       if (settled) return;
       settled = true;
+      if (abortedBy) {
+        reject(
+          new KilnError(
+            abortedBy === "timeout" ? "timeout" : "unavailable",
+            `git could not ${options.action}: ${abortedBy === "timeout" ? "timed out" : "aborted"}`,
+          ),
+        );
+        return;
+      }
       const out = { stdout: redactSecrets(stdout, secrets), stderr: redactSecrets(stderr, secrets) };
       if (code === 0) return resolve(out);
       // `push --porcelain` reports per-ref rejections ("!\t<ref>\t[rejected] …") on stdout.

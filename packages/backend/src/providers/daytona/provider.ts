@@ -482,21 +482,23 @@ export class DaytonaProvider implements SandboxProvider {
       await daytonaCall("upload git credentials", () => sandbox.fs.uploadFile(Buffer.from(header), authFile));
     }
     const q = shQuote;
-    const tmp = `${workdir}.partial`;
+    // Clone into a private temp dir and rename: a concurrent or interrupted attempt never leaves a
+    // half-cloned workdir behind, and the loser of a race just discards its copy.
+    const tmp = `${workdir}.partial-${randomBytes(4).toString("hex")}`;
     const script = [
       "set -eu",
       `auth=${q(authFile)}`,
-      `trap 'rm -f "$auth"' EXIT`,
+      `tmp=${q(tmp)}`,
+      `trap 'rm -f "$auth"; rm -rf "$tmp"' EXIT`,
       "export GIT_TERMINAL_PROMPT=0",
       `mkdir -p ${q(path.posix.dirname(workdir))}`,
-      `rm -rf ${q(tmp)}`,
       `if [ -f "$auth" ]; then`,
-      `  GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader GIT_CONFIG_VALUE_0="$(cat "$auth")" git clone --quiet --no-checkout -- ${q(remoteUrl)} ${q(tmp)}`,
+      `  GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader GIT_CONFIG_VALUE_0="$(cat "$auth")" git clone --quiet --no-checkout -- ${q(remoteUrl)} "$tmp"`,
       "else",
-      `  git clone --quiet --no-checkout -- ${q(remoteUrl)} ${q(tmp)}`,
+      `  git clone --quiet --no-checkout -- ${q(remoteUrl)} "$tmp"`,
       "fi",
       `rm -f "$auth"`,
-      `cd ${q(tmp)}`,
+      `cd "$tmp"`,
       `if git show-ref --verify --quiet ${q(`refs/remotes/origin/${branch}`)}; then`,
       `  git checkout --quiet -B ${q(branch)} ${q(`origin/${branch}`)}`,
       `elif git show-ref --verify --quiet ${q(`refs/remotes/origin/${baseBranch}`)}; then`,
@@ -505,7 +507,8 @@ export class DaytonaProvider implements SandboxProvider {
       `  echo "base branch ${baseBranch.replace(/[^\w./-]/g, "")} not found on the remote" >&2; exit 3`,
       "fi",
       "cd /",
-      `mv ${q(tmp)} ${q(workdir)}`,
+      `if [ -e ${q(path.posix.join(workdir, ".git"))} ]; then exit 0; fi`,
+      `mv -T "$tmp" ${q(workdir)}`,
     ].join("\n");
     const result = await this.abortable(this.run(sandbox, script, { timeoutSec: 900 }), ctx.signal);
     if (result.exitCode !== 0) {
@@ -560,20 +563,23 @@ export class DaytonaProvider implements SandboxProvider {
 
   // ---------------------------------------------------------------- daemon
 
-  private async probe(endpoint: AgentEndpoint): Promise<"ok" | "wrong-token" | "down"> {
+  /** Health through the preview proxy. `detail` says why it is not ok (for the deadline error). */
+  private async probe(endpoint: AgentEndpoint): Promise<{ state: "ok" | "wrong-token" | "down"; detail: string }> {
+    let response: Response;
     try {
-      const response = await fetch(`${endpoint.baseUrl}/v1/health`, {
+      response = await fetch(`${endpoint.baseUrl}/v1/health`, {
         headers: { ...endpoint.headers, authorization: `Bearer ${endpoint.token}` },
         signal: AbortSignal.timeout(5000),
       });
-      const body = await response.text();
-      if (response.ok) return "ok";
-      // The daemon's own 401 (token_invalid) means one is running with another token.
-      if (response.status === 401 && body.includes("token_invalid")) return "wrong-token";
-      return "down";
-    } catch {
-      return "down"; // nothing listening yet / proxy not ready: the caller retries until its deadline
+    } catch (error) {
+      // Nothing listening yet / proxy not ready: the caller retries until its deadline.
+      return { state: "down", detail: errorMessage(error) };
     }
+    const body = await response.text();
+    if (response.ok) return { state: "ok", detail: "" };
+    // The daemon's own 401 (token_invalid) means one is running with another token.
+    if (response.status === 401 && body.includes("token_invalid")) return { state: "wrong-token", detail: "daemon token mismatch" };
+    return { state: "down", detail: `HTTP ${response.status}: ${body.slice(0, 200)}` };
   }
 
   private async checkAgent(endpoint: AgentEndpoint, agent: string): Promise<void> {
@@ -598,7 +604,7 @@ export class DaytonaProvider implements SandboxProvider {
       token: options.token,
       headers: { [PREVIEW_TOKEN_HEADER]: preview.token },
     };
-    if ((await this.probe(endpoint)) === "ok") {
+    if ((await this.probe(endpoint)).state === "ok") {
       await this.checkAgent(endpoint, options.agent);
       return endpoint;
     }
@@ -628,6 +634,8 @@ export class DaytonaProvider implements SandboxProvider {
       KILN_DAEMON_TOKEN: options.token,
       SANDBOX_AGENT_REQUIRE_PREINSTALL: "1",
       SANDBOX_AGENT_ACP_REQUEST_TIMEOUT_MS: "3600000",
+      // Logs to the session log file (~/.kiln/daemon.log) so a failed start can show why.
+      SANDBOX_AGENT_LOG_STDOUT: "1",
     };
     const envText = Object.entries(env)
       .filter(([key]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
@@ -651,6 +659,7 @@ export class DaytonaProvider implements SandboxProvider {
     const cmdId = started.cmdId;
     const deadline = Date.now() + (this.options.daemonHealthTimeoutMs ?? 60_000);
     let lastExitCheck = 0;
+    let lastProbe = "not probed";
     while (Date.now() < deadline) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       // Did the daemon exit (bad flag, port taken)? Checked first and then once a second.
@@ -666,14 +675,19 @@ export class DaytonaProvider implements SandboxProvider {
           );
         }
       }
-      if ((await this.probe(endpoint)) === "ok") {
+      const probe = await this.probe(endpoint);
+      if (probe.state === "ok") {
         await this.checkAgent(endpoint, options.agent);
         ctx.progress("sandbox-agent daemon healthy");
         return endpoint;
       }
+      lastProbe = probe.detail;
       await sleep(200, ctx.signal);
     }
-    throw new KilnError("timeout", `sandbox-agent in ${handle.name} was not healthy within ${Math.round((this.options.daemonHealthTimeoutMs ?? 60_000) / 1000)}s`);
+    throw new KilnError(
+      "timeout",
+      `sandbox-agent in ${handle.name} was not healthy within ${Math.round((this.options.daemonHealthTimeoutMs ?? 60_000) / 1000)}s (last health check: ${lastProbe})`,
+    );
   }
 }
 
