@@ -71,13 +71,15 @@ export interface Backend {
 
 export interface BackendOptions {
   dataDir?: string;
+  /** HTTP port (default: a free one). Pass one when the env must contain the backend's own URL. */
+  port?: number;
   enginePort?: number;
   env?: Record<string, string>;
 }
 
 export async function startBackend(options: BackendOptions = {}): Promise<Backend> {
   const dataDir = options.dataDir ?? tempDir("data");
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const enginePort = options.enginePort ?? (await freeEnginePort());
   let output = "";
   const child = spawn(BUN, ["src/main.ts"], {
@@ -94,8 +96,14 @@ export async function startBackend(options: BackendOptions = {}): Promise<Backen
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
+  // KILN_TEST_BACKEND_LOG=1 streams the backend's output (debugging a failing suite).
+  const echo = process.env.KILN_TEST_BACKEND_LOG === "1";
+  const capture = (d: Buffer) => {
+    output += d.toString();
+    if (echo) process.stderr.write(`[backend] ${d.toString()}`);
+  };
+  child.stdout?.on("data", capture);
+  child.stderr?.on("data", capture);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const url = `http://127.0.0.1:${port}`;
 

@@ -35,8 +35,8 @@ export interface AgentRuntimeDeps {
   logError(message: string, error: unknown): void;
 }
 
-/** SessionPersistDriver over the task's own tables. */
-function persistDriver(ctx: TaskCtx): SessionPersistDriver {
+/** SessionPersistDriver over the task's own tables; `onInserted` sees every new SDK event. */
+function persistDriver(ctx: TaskCtx, onInserted: (sessionId: string) => void = () => undefined): SessionPersistDriver {
   const records = async () =>
     (await ctx.db.select().from(schema.sessions).where(isNotNull(schema.sessions.sdkRecordJson))).map(
       (r) => JSON.parse(r.sdkRecordJson as string) as SdkSessionRecord,
@@ -83,6 +83,7 @@ function persistDriver(ctx: TaskCtx): SessionPersistDriver {
         data: item === null ? { hidden: true } : item.data,
         sdkEvent: { id: event.id, raw: event, createdAt: event.createdAt },
       });
+      onInserted(sessionId);
     },
   };
 }
@@ -96,6 +97,8 @@ export class AgentRuntime {
   private readonly runningTurns = new Set<string>();
   /** Sessions stopped by the user: a cancelled turn settling afterwards must not revive them. */
   private readonly stoppedSessions = new Set<string>();
+  /** When the last SDK event of each session was persisted (to know when a turn's output has landed). */
+  private readonly lastEventAt = new Map<string, number>();
 
   constructor(private readonly deps: AgentRuntimeDeps) {}
 
@@ -109,7 +112,7 @@ export class AgentRuntime {
             baseUrl: endpoint.baseUrl,
             token: endpoint.token,
             headers: endpoint.headers,
-            persist: persistDriver(this.deps.ctx),
+            persist: persistDriver(this.deps.ctx, (sessionId) => this.lastEventAt.set(sessionId, Date.now())),
             signal,
           }),
         );
@@ -178,8 +181,7 @@ export class AgentRuntime {
       const result = await withDeadline("the agent turn", this.deps.promptTimeoutMs, (signal) =>
         Promise.race([turn, this.watchDaemon(signal)]),
       );
-      // prompt() can resolve before the turn's last SSE updates are persisted; give them a moment.
-      await sleep(150);
+      await this.settleEvents(sessionId);
       const stopped = this.stoppedSessions.has(sessionId) || result.stopReason === "cancelled";
       await updateSession(this.deps.ctx, sessionId, { status: stopped ? "stopped" : "ready" });
     } catch (error) {
@@ -195,6 +197,18 @@ export class AgentRuntime {
       } catch (error) {
         this.deps.logError("refreshing task after turn", error);
       }
+    }
+  }
+
+  /**
+   * prompt() resolves from the POST response, but the turn's last updates arrive over SSE and can be
+   * persisted after it. Wait until the session's events go quiet (bounded) before calling the turn done.
+   */
+  private async settleEvents(sessionId: string, quietMs = 250, maxMs = 3000): Promise<void> {
+    const deadline = Date.now() + maxMs;
+    while (Date.now() < deadline) {
+      if (Date.now() - (this.lastEventAt.get(sessionId) ?? 0) >= quietMs) return;
+      await sleep(50);
     }
   }
 
