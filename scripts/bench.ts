@@ -36,6 +36,8 @@ const percentile = (values: number[], p: number) => {
 const stats = (values: number[]) => ({ n: values.length, p50: percentile(values, 50), p95: percentile(values, 95) });
 type Stats = ReturnType<typeof stats>;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
+/** Failed operations are reported next to the figures, never hidden in them. */
+const failures = { floorCreate: [] as string[], createTask: [] as string[] };
 const log = (line: string) => console.error(`[bench] ${line}`);
 
 // ---- Floors ----------------------------------------------------------------------------------------
@@ -69,9 +71,13 @@ async function bareActorFloor(): Promise<{ createAndAction: Stats; broadcast: St
     // The fastest way RivetKit offers to make a new actor and call it once (create beats getOrCreate).
     for (let i = 0; i < Math.min(args.tasks, 100); i++) {
       const t0 = performance.now();
-      const handle = await client.bare.create([`a-${i}-${Math.random()}`]);
-      await handle.bump();
-      createAndAction.push(performance.now() - t0);
+      try {
+        const handle = await client.bare.create([`a-${i}-${Math.random()}`]);
+        await handle.bump();
+        createAndAction.push(performance.now() - t0);
+      } catch (error) {
+        failures.floorCreate.push(`${(performance.now() - t0).toFixed(0)} ms: ${String(error).slice(0, 120)}`);
+      }
     }
     const conn = client.bare.getOrCreate(["broadcast"]).connect();
     const received: number[] = [];
@@ -166,8 +172,12 @@ async function kilnFigures() {
     const createTimes: number[] = [];
     for (let i = 0; i < args.tasks; i++) {
       const t0 = performance.now();
-      await client.createTask(org, { repoId: loadRepo.repoId, prompt: `load ${i}` });
-      createTimes.push(performance.now() - t0);
+      try {
+        await client.createTask(org, { repoId: loadRepo.repoId, prompt: `load ${i}` });
+        createTimes.push(performance.now() - t0);
+      } catch (error) {
+        failures.createTask.push(`${(performance.now() - t0).toFixed(0)} ms: ${String(error).slice(0, 120)}`);
+      }
       if ((i + 1) % 50 === 0) log(`  ${i + 1} tasks, last ${ms(createTimes.at(-1)!)}`);
     }
 
@@ -251,6 +261,9 @@ const table = [
   ...rows.map(([name, s, ratio, note]) => `| ${name} | ${s.n} | ${ms(s.p50)} | ${ms(s.p95)} | ${ratio === null ? "—" : `${ratio.toFixed(2)}× (${note})`} |`),
 ].join("\n");
 console.log(table);
+for (const [name, list] of Object.entries(failures)) {
+  if (list.length) console.log(`\n${list.length} failed ${name} call(s) (excluded from the figures):\n  ${list.join("\n  ")}`);
+}
 console.log(`\nbench process RSS: ${((process.memoryUsage().rss - memoryBefore) / 1e6).toFixed(0)} MB growth`);
 if (args.json) console.log(JSON.stringify({ floor, daemon, worktree, kiln }));
 process.exit(0);

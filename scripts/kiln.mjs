@@ -111,6 +111,13 @@ function summarizeTests(reportDir) {
   return { passed, failed, skipped };
 }
 
+/** Strict TypeScript for every package, plus the scripts and the Daytona image code outside them. */
+function typecheckAll() {
+  runSync("bun", ["x", "turbo", "run", "typecheck"]);
+  runSync("bun", ["x", "tsc", "--noEmit", "-p", "scripts"]);
+  runSync("bun", ["x", "tsc", "--noEmit", "-p", "daytona"]);
+}
+
 const COMMANDS = {
   /** The whole product on its embedded defaults: build the workbench, start the backend serving it. */
   dev() {
@@ -129,7 +136,7 @@ const COMMANDS = {
     runSync("bun", ["x", "turbo", "run", "build"]);
   },
   typecheck() {
-    runSync("bun", ["x", "turbo", "run", "typecheck"]);
+    typecheckAll();
   },
   /** Every test: typecheck, unit, integration (real engine + daemon), contract (loopback fakes), browser. */
   test() {
@@ -137,7 +144,7 @@ const COMMANDS = {
     const reportDir = path.join(ROOT, "test-artifacts", "vitest");
     rmSync(reportDir, { recursive: true, force: true });
     mkdirSync(reportDir, { recursive: true });
-    runSync("bun", ["x", "turbo", "run", "typecheck"]);
+    typecheckAll();
     // One package at a time: integration suites start engines and daemons, and this machine has 2 cores.
     const result = spawnSync("bun", ["x", "turbo", "run", "test", "--concurrency=1", "--continue"], {
       stdio: "inherit",

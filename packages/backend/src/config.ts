@@ -41,6 +41,8 @@ export const ConfigSchema = z.object({
   KILN_TEST_FAIL_CREATE_SANDBOX_MARKER: z.string().optional(),
   /** Watchdog cadence that re-wakes task actors after a crash. */
   KILN_WATCHDOG_INTERVAL_MS: z.coerce.number().int().min(500).default(5000),
+  /** How often the maintenance actor deletes orphaned sandboxes (RivetKit cron minimum: 5 s). */
+  KILN_REAPER_INTERVAL_MS: z.coerce.number().int().min(5000).default(10 * 60_000),
   RIVET_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),
 });
 

@@ -5,7 +5,9 @@ import { fileURLToPath } from "node:url";
 import { errorMessage } from "@kiln/shared";
 import { agentEnv, loadConfig } from "./config.ts";
 import type { BackendDeps } from "./deps.ts";
-import { LocalProvider } from "./providers/local/provider.ts";
+import { mountActionsWebhook } from "./integrations/github-actions/route.ts";
+import { setupGitHub } from "./integrations/github/setup.ts";
+import { buildProviders } from "./providers/index.ts";
 import { makeRegistry } from "./registry.ts";
 import { createServer } from "./server.ts";
 import { setNativeEnv } from "./util/native-env.ts";
@@ -27,15 +29,16 @@ process.on("unhandledRejection", (reason) => {
   console.error("[kiln] unhandled rejection:", errorMessage(reason));
 });
 
+// local always; daytona when DAYTONA_API_KEY is set (invalid Daytona settings stop the start here).
+const sandboxes = await buildProviders(config);
+// GitHub App + sign-in (both optional; a half-configured GitHub/auth env stops the start here).
+const github = setupGitHub();
 const deps: BackendDeps = {
   config,
-  providers: {
-    local: new LocalProvider({
-      dataDir: config.KILN_DATA_DIR,
-      createDelayMs: config.KILN_TEST_CREATE_SANDBOX_DELAY_MS,
-    }),
-  },
+  providers: sandboxes.providers,
   agentEnv: agentEnv(),
+  github: github.github,
+  auth: github.auth,
 };
 
 const engineEndpoint = config.KILN_ENGINE_ENDPOINT ?? `http://127.0.0.1:${config.KILN_ENGINE_PORT}`;
@@ -53,6 +56,11 @@ const app = createServer({
   poolName: config.KILN_POOL,
   frontendDist: config.KILN_FRONTEND_DIST ?? defaultDist,
   providers: Object.keys(deps.providers),
+  auth: github.publicConfig,
+  extend: (app) => {
+    mountActionsWebhook(app, { secret: sandboxes.actionsCallbackSecret, waiter: sandboxes.actionsWaiter });
+    github.mountRoutes(app, { endpoint: engineEndpoint, poolName: config.KILN_POOL });
+  },
 });
 const server = Bun.serve({ fetch: app.fetch, port: config.KILN_PORT, hostname: config.KILN_HOST, idleTimeout: 120 });
 
@@ -72,6 +80,12 @@ async function shutdown(signal: string) {
     new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 10_000)),
   ]);
   if (!drained) console.error("[kiln] actors did not drain within 10 s; in-flight steps resume on next start");
+  await github.close().then(undefined, (error: unknown) => console.error("[kiln] closing the GitHub client:", errorMessage(error)));
+  const closed = await Promise.race([
+    sandboxes.close().then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
+  ]);
+  if (!closed) console.error("[kiln] sandbox providers did not close within 5 s");
   // The embedded engine outlives its parent by design; stop ours unless asked to keep it.
   if (!config.KILN_ENGINE_ENDPOINT && process.env.KILN_KEEP_ENGINE !== "1") {
     try {

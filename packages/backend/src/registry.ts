@@ -1,5 +1,7 @@
 // The RivetKit registry: Kiln's actors wired to their dependencies.
 import { setup } from "rivetkit";
+import { makeGitHubStateActor } from "./actors/github-state/index.ts";
+import { makeMaintenanceActor } from "./actors/maintenance/index.ts";
 import { makeOrganizationActor } from "./actors/organization/index.ts";
 import { makeTaskActor } from "./actors/task/index.ts";
 import type { BackendDeps } from "./deps.ts";
@@ -14,7 +16,12 @@ export interface EngineOptions {
 }
 
 export function makeRegistry(deps: BackendDeps, engine: EngineOptions) {
-  const use = { organization: makeOrganizationActor(deps), task: makeTaskActor(deps) };
+  const use = {
+    organization: makeOrganizationActor(deps),
+    task: makeTaskActor(deps),
+    maintenance: makeMaintenanceActor(deps),
+    githubState: makeGitHubStateActor(deps),
+  };
   const common = {
     use,
     noWelcome: true,

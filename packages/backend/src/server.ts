@@ -11,6 +11,8 @@ export interface ServerOptions {
   poolName: string;
   frontendDist?: string;
   providers: string[];
+  /** Sign-in mode and whether a GitHub App is configured (absent: single-user, no GitHub). */
+  auth?: { authEnabled: boolean; githubConfigured: boolean };
   /** Extra routes (webhooks) registered by integrations. */
   extend?: (app: Hono) => void;
 }
@@ -38,6 +40,8 @@ export function createServer(options: ServerOptions): Hono {
       poolName: options.poolName,
       defaultOrgId: "default",
       providers: options.providers,
+      authEnabled: options.auth?.authEnabled ?? false,
+      githubConfigured: options.auth?.githubConfigured ?? false,
     }),
   );
   options.extend?.(app);

@@ -2,14 +2,27 @@
 // that understands the same prompt lines as the backend's offline agent (`write <path> <content>`,
 // `ask-permission`, `fail`). Every subscription value is a whole snapshot produced by the shared reducers.
 import {
+  AddGitHubRepoInputSchema,
   AddRepoInputSchema,
   AnswerPermissionInputSchema,
   ArchiveTaskInputSchema,
   type ChangedFile,
   CreateSessionInputSchema,
   CreateTaskInputSchema,
+  DestroyAllSandboxesInputSchema,
+  type DestroyAllSandboxesResult,
+  DestroySandboxInputSchema,
+  type DestroySandboxResult,
   ExecInputSchema,
   type FileDiff,
+  type GitHubEventBody,
+  type GitHubRepoRecord,
+  type GitHubSnapshot,
+  OpenPullRequestInputSchema,
+  type PullRequestInfo,
+  PushBranchInputSchema,
+  type SessionInfo,
+  applyGitHubEvent,
   GetDiffInputSchema,
   KilnError,
   type OrganizationSnapshot,
@@ -117,8 +130,59 @@ function unifiedDiff(path: string, file: MockFile): { diff: string; additions: n
   return { diff: `${[...head, ...body].join("\n")}\n`, additions: after.length, deletions: before.length };
 }
 
+/** The GitHub installation every mock org sees (single-user mode, App "configured"). */
+const MOCK_GITHUB_REPOS: Array<Pick<GitHubRepoRecord, "owner" | "name" | "defaultBranch" | "private">> = [
+  { owner: "acme", name: "widgets", defaultBranch: "main", private: true },
+  { owner: "acme", name: "gadgets", defaultBranch: "trunk", private: false },
+  { owner: "acme", name: "docs", defaultBranch: "main", private: false },
+];
+
 export function createMockKilnClient(options: MockKilnClientOptions = {}): KilnClient {
   const delay = options.stepDelayMs ?? 300;
+  const githubs = new Map<string, { snapshot: GitHubSnapshot; listeners: Set<Callbacks<GitHubSnapshot>> }>();
+  let nextPullNumber = 1;
+
+  function github(orgId: string) {
+    const id = parseInput(OrgIdSchema, orgId, "orgId");
+    let state = githubs.get(id);
+    if (!state) {
+      const now = Date.now();
+      state = {
+        snapshot: {
+          seq: 0,
+          orgId: id,
+          configured: true,
+          installations: [
+            { installationId: 1, accountLogin: "acme", accountType: "Organization", repositorySelection: "selected", suspended: false, updatedAt: now },
+          ],
+          repos: MOCK_GITHUB_REPOS.map((r, i) => ({
+            githubId: 100 + i,
+            installationId: 1,
+            owner: r.owner,
+            name: r.name,
+            fullName: `${r.owner}/${r.name}`,
+            defaultBranch: r.defaultBranch,
+            private: r.private,
+            archived: false,
+            cloneUrl: `https://github.com/${r.owner}/${r.name}.git`,
+            htmlUrl: `https://github.com/${r.owner}/${r.name}`,
+            updatedAt: now,
+          })),
+          pullRequests: [],
+          sync: { state: "idle", phase: null, done: 0, total: 0, startedAt: now, finishedAt: now, lastSyncedAt: now, error: null },
+        },
+        listeners: new Set(),
+      };
+      githubs.set(id, state);
+    }
+    return state;
+  }
+
+  function emitGitHub(orgId: string, body: GitHubEventBody) {
+    const g = github(orgId);
+    g.snapshot = applyGitHubEvent(g.snapshot, { ...body, seq: g.snapshot.seq + 1 });
+    deliver(g.listeners, g.snapshot);
+  }
   const orgs = new Map<string, OrgState>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let disposed = false;
@@ -698,6 +762,41 @@ export function createMockKilnClient(options: MockKilnClientOptions = {}): KilnC
       for (const [taskId, t] of org(orgId).tasks) if (t.detail.sandbox) out.push({ ...t.detail.sandbox, taskId });
       return out;
     },
+    async destroySandbox(orgId, taskId): Promise<DestroySandboxResult> {
+      assertOpen();
+      const parsed = parseInput(DestroySandboxInputSchema, { taskId }, "sandbox");
+      const t = taskState(orgId, parsed.taskId);
+      const sandbox = t.detail.sandbox;
+      const had = !!sandbox && sandbox.state !== "destroyed";
+      const result = { taskId: parsed.taskId, name: sandbox?.name ?? null, destroyed: had, killedTask: false };
+      // Same rules as the backend: a live task ends with its sandbox; a kept one is deleted on its own.
+      if (isLive(t)) {
+        await client.killTask(orgId, parsed.taskId);
+        return { ...result, killedTask: true };
+      }
+      if (!sandbox || !had) return result;
+      emit(
+        t,
+        { type: "sandbox", sandbox: { ...sandbox, state: "destroyed" } },
+        history(t, "sandbox.destroyed", `Destroyed the kept sandbox ${sandbox.name}`, { name: sandbox.name }),
+      );
+      return result;
+    },
+    async destroyAllSandboxes(orgId, input = {}): Promise<DestroyAllSandboxesResult> {
+      assertOpen();
+      const parsed = parseInput(DestroyAllSandboxesInputSchema, input, "destroy all");
+      const out: DestroyAllSandboxesResult = { results: [], failed: [] };
+      for (const [taskId, t] of org(orgId).tasks) {
+        const state = t.detail.sandbox?.state;
+        if (!state || state === "destroyed" || (parsed.keptOnly && state !== "kept")) continue;
+        try {
+          out.results.push(await client.destroySandbox(orgId, taskId));
+        } catch (error) {
+          out.failed.push({ taskId, error: errorMessage(error) });
+        }
+      }
+      return out;
+    },
     subscribeOrganization(orgId, callbacks) {
       return subscribe(toCallbacks(callbacks), () => {
         assertOpen();
@@ -712,10 +811,115 @@ export function createMockKilnClient(options: MockKilnClientOptions = {}): KilnC
         return { listeners: t.listeners, value: t.detail };
       });
     },
+    async getSession(): Promise<SessionInfo> {
+      assertOpen();
+      return {
+        authEnabled: false,
+        githubConfigured: true,
+        user: null,
+        orgs: ["default"],
+        signInUrl: null,
+        installUrl: null,
+        expiresAt: null,
+      };
+    },
+    async signOut() {
+      assertOpen();
+    },
+    async listGitHubRepos(orgId) {
+      assertOpen();
+      const registered = org(orgId).snapshot.repos;
+      return github(orgId).snapshot.repos.map((r) => ({
+        ...r,
+        repoId: registered.find((x) => normalizeRemoteUrl(x.remoteUrl) === normalizeRemoteUrl(r.cloneUrl ?? ""))?.repoId ?? null,
+      }));
+    },
+    async addGitHubRepo(orgId, input) {
+      assertOpen();
+      const parsed = parseInput(AddGitHubRepoInputSchema, input, "GitHub repository");
+      const repo = github(orgId).snapshot.repos.find((r) => r.fullName.toLowerCase() === parsed.fullName.toLowerCase());
+      if (!repo?.cloneUrl) throw new KilnError("not_found", `${parsed.fullName} is not visible to this organization's GitHub App installation`);
+      return client.addRepo(orgId, {
+        remoteUrl: repo.cloneUrl,
+        name: repo.name,
+        ...(repo.defaultBranch ? { defaultBranch: repo.defaultBranch } : {}),
+        ...(parsed.defaultProvider ? { defaultProvider: parsed.defaultProvider } : {}),
+        ...(parsed.defaultAgent ? { defaultAgent: parsed.defaultAgent } : {}),
+      });
+    },
+    async syncGitHub(orgId) {
+      assertOpen();
+      const g = github(orgId);
+      const startedAt = Date.now();
+      const total = g.snapshot.repos.length;
+      emitGitHub(orgId, { type: "sync", sync: { ...g.snapshot.sync, state: "syncing", phase: "repositories", done: 0, total, startedAt, finishedAt: null, error: null } });
+      for (let done = 1; done <= total; done++) {
+        await sleep(Math.min(delay, 100));
+        emitGitHub(orgId, { type: "sync", sync: { ...github(orgId).snapshot.sync, done } });
+      }
+      const finishedAt = Date.now();
+      emitGitHub(orgId, { type: "sync", sync: { ...github(orgId).snapshot.sync, state: "idle", phase: null, finishedAt, lastSyncedAt: finishedAt } });
+      return github(orgId).snapshot.sync;
+    },
+    async getGitHub(orgId) {
+      assertOpen();
+      return github(orgId).snapshot;
+    },
+    subscribeGitHub(orgId, callbacks) {
+      return subscribe(toCallbacks(callbacks), () => {
+        assertOpen();
+        const g = github(orgId);
+        return { listeners: g.listeners, value: g.snapshot };
+      });
+    },
+    async pushBranch(orgId, input) {
+      assertOpen();
+      const parsed = parseInput(PushBranchInputSchema, input, "push");
+      const t = taskState(orgId, parsed.taskId);
+      requireSandbox(t);
+      const branch = t.detail.task.branch;
+      if (!branch) throw new KilnError("not_ready", "the task has no branch yet");
+      const committed = t.detail.changes.length > 0;
+      const sha = fnv(`${branch}:${Date.now()}`).padEnd(40, "0").slice(0, 40);
+      emit(t, history(t, "branch.pushed", `Pushed ${branch} (${sha.slice(0, 7)})`, { branch, sha, committed }));
+      return { branch, sha, committed };
+    },
+    async openPullRequest(orgId, input) {
+      assertOpen();
+      const parsed = parseInput(OpenPullRequestInputSchema, input, "pull request");
+      const t = taskState(orgId, parsed.taskId);
+      await client.pushBranch(orgId, { taskId: parsed.taskId });
+      const existing = t.detail.task.pullRequest;
+      if (existing && (existing.state === "open" || existing.state === "draft")) {
+        emit(t, history(t, "pr.reused", `PR #${existing.number} is already open for ${t.detail.task.branch}`, { number: existing.number }));
+        return existing;
+      }
+      const number = nextPullNumber++;
+      const repo = org(orgId).snapshot.repos.find((r) => r.repoId === t.detail.task.repoId);
+      const base = (repo?.remoteUrl ?? "https://github.com/acme/repo").replace(/\.git$/, "");
+      const pullRequest: PullRequestInfo = {
+        number,
+        url: `${base}/pull/${number}`,
+        state: parsed.draft ? "draft" : "open",
+        checks: "pending",
+        review: "none",
+      };
+      emit(t, taskEvent(t, { pullRequest }), history(t, "pr.opened", `Opened PR #${number}`, { number, url: pullRequest.url }));
+      // The mock's CI finishes a moment later.
+      void sleep().then(() => {
+        const current = t.detail.task.pullRequest;
+        if (current?.number === number) emit(t, taskEvent(t, { pullRequest: { ...current, checks: "success" } }));
+      });
+      return pullRequest;
+    },
     async dispose() {
       disposed = true;
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      for (const g of githubs.values()) {
+        for (const l of g.listeners) l.onConnectionChange?.("closed");
+        g.listeners.clear();
+      }
       for (const o of orgs.values()) {
         for (const l of o.listeners) l.onConnectionChange?.("closed");
         o.listeners.clear();

@@ -1,15 +1,27 @@
 // The typed Kiln client interface. The remote client (RivetKit) and the in-memory mock both implement it,
 // so the workbench runs unchanged on either.
 import type {
+  AddGitHubRepoInput,
   AddRepoInput,
   AnswerPermissionInput,
   ArchiveTaskInput,
   ChangedFile,
   CreateSessionInput,
   CreateTaskInput,
+  DestroyAllSandboxesInput,
+  DestroyAllSandboxesResult,
+  DestroySandboxResult,
   ExecInput,
   ExecResult,
   FileDiff,
+  GitHubRepoOption,
+  GitHubSnapshot,
+  GitHubSyncStatus,
+  OpenPullRequestInput,
+  PullRequestInfo,
+  PushBranchInput,
+  PushBranchResult,
+  SessionInfo,
   OrganizationSnapshot,
   ReadFileInput,
   RenameSessionInput,
@@ -67,6 +79,10 @@ export interface KilnClient {
   readFile(orgId: string, input: ReadFileInput): Promise<string>;
   writeFile(orgId: string, input: WriteFileInput): Promise<void>;
   listSandboxes(orgId: string): Promise<Array<SandboxInfo & { taskId: string }>>;
+  /** Destroy one task's sandbox: a live task ends with it (killed); an archived task's kept sandbox is deleted. */
+  destroySandbox(orgId: string, taskId: string): Promise<DestroySandboxResult>;
+  /** Destroy every active sandbox of the organization (`keptOnly`: only those kept after archive). */
+  destroyAllSandboxes(orgId: string, input?: DestroyAllSandboxesInput): Promise<DestroyAllSandboxesResult>;
 
   // Realtime
   subscribeOrganization(
@@ -78,6 +94,30 @@ export interface KilnClient {
     taskId: string,
     callbacks: SubscriptionCallbacks<TaskDetail> | ((value: TaskDetail) => void),
   ): Subscription;
+
+  // Sign-in (GitHub OAuth through the backend; single-user mode when it is off)
+  /** Who is signed in and which organizations they can open; no token is exposed. */
+  getSession(): Promise<SessionInfo>;
+  /** Clear the session cookie; the next call needs a new sign-in. */
+  signOut(): Promise<void>;
+
+  // GitHub (organization's App installation)
+  /** Repositories the org's installation can see, for the repo picker (registered ones carry repoId). */
+  listGitHubRepos(orgId: string): Promise<GitHubRepoOption[]>;
+  /** Register an installation repo by owner/name (https clone URL, its default branch). */
+  addGitHubRepo(orgId: string, input: AddGitHubRepoInput): Promise<RepoRecord>;
+  /** Resync installations, repositories, branches and tracked pull requests; resolves when done. */
+  syncGitHub(orgId: string): Promise<GitHubSyncStatus>;
+  getGitHub(orgId: string): Promise<GitHubSnapshot>;
+  /** Live GitHub view of the org: sync status and progress, installations, repos, pull requests. */
+  subscribeGitHub(
+    orgId: string,
+    callbacks: SubscriptionCallbacks<GitHubSnapshot> | ((value: GitHubSnapshot) => void),
+  ): Subscription;
+  /** Commit the task's uncommitted work and push its branch. */
+  pushBranch(orgId: string, input: PushBranchInput): Promise<PushBranchResult>;
+  /** Push, then open the task's pull request (an open PR for the branch is reused). */
+  openPullRequest(orgId: string, input: OpenPullRequestInput): Promise<PullRequestInfo>;
 
   dispose(): Promise<void>;
 }

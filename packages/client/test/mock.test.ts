@@ -262,6 +262,30 @@ describe("mock Kiln client", () => {
     expect((await client.listSandboxes(ORG)).map((s) => s.taskId)).toEqual([task.taskId]);
   });
 
+  it("destroys one sandbox (kills a live task, deletes a kept one) and all of them", async () => {
+    client = createMockKilnClient({ stepDelayMs: 1 });
+    const { repo, task } = await readyTask();
+    await client.archiveTask(ORG, { taskId: task.taskId, keepSandbox: true });
+    expect((await client.getTask(ORG, task.taskId)).sandbox?.state).toBe("kept");
+    const other = await client.createTask(ORG, { repoId: repo.repoId, prompt: "Live one", branch: "feature/live" });
+    await waitForTask(other.taskId, (d) => d.sandbox?.state === "running");
+
+    const keptOnly = await client.destroyAllSandboxes(ORG, { keptOnly: true });
+    expect(keptOnly).toEqual({ results: [{ taskId: task.taskId, name: `task-${task.taskId}`, destroyed: true, killedTask: false }], failed: [] });
+    const archived = await client.getTask(ORG, task.taskId);
+    expect(archived.task.status).toBe("archived");
+    expect(archived.sandbox?.state).toBe("destroyed");
+    expect(await client.destroySandbox(ORG, task.taskId)).toMatchObject({ destroyed: false, killedTask: false });
+
+    expect(await client.destroyAllSandboxes(ORG)).toEqual({
+      results: [{ taskId: other.taskId, name: `task-${other.taskId}`, destroyed: true, killedTask: true }],
+      failed: [],
+    });
+    expect((await client.getTask(ORG, other.taskId)).task.status).toBe("killed");
+    expect((await rejection(client.destroySandbox(ORG, "no-such-task"))).code).toBe("not_found");
+    expect((await rejection(client.destroyAllSandboxes(ORG, { keptOnly: 1 as never }))).code).toBe("invalid_input");
+  });
+
   it("rejects a branch that another live task in the repo uses", async () => {
     client = createMockKilnClient({ stepDelayMs: 1 });
     const repo = await client.addRepo(ORG, { remoteUrl: "/srv/git/z" });

@@ -1,6 +1,6 @@
 // Shell: sidebar, connection banner and the hash-routed main view.
 import type { ConnectionState } from "@kiln/client";
-import type { OrganizationSnapshot, TaskRecord } from "@kiln/shared";
+import type { OrganizationSnapshot, SessionInfo, TaskRecord } from "@kiln/shared";
 import { useCallback, useState } from "react";
 import { NewTaskForm } from "./NewTaskForm.tsx";
 import { Sidebar } from "./Sidebar.tsx";
@@ -9,7 +9,7 @@ import { badgeFor } from "./format.ts";
 import { type Live, hrefFor, navigate, useOrganization, useRoute } from "./hooks.ts";
 import { type ClientChoice, ORG_ID } from "./kilnClient.ts";
 
-export function App({ choice }: { choice: ClientChoice }) {
+export function App({ choice, session = null }: { choice: ClientChoice; session?: SessionInfo | null }) {
   const { client } = choice;
   const route = useRoute();
   const org = useOrganization(client, ORG_ID);
@@ -29,6 +29,7 @@ export function App({ choice }: { choice: ClientChoice }) {
         activeTaskId={route.name === "task" ? route.taskId : null}
         mode={choice.mode}
         endpoint={choice.endpoint}
+        session={session}
       />
       <main className="main">
         <ConnectionBanner states={[org.connection, route.name === "task" ? taskConnection : null]} />
@@ -43,6 +44,7 @@ export function App({ choice }: { choice: ClientChoice }) {
             taskId={route.taskId}
             initialTask={created[route.taskId] ?? null}
             onConnection={setTaskConnection}
+            github={session?.githubConfigured ?? false}
           />
         )}
         {route.name === "not-found" && (

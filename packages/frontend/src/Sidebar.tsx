@@ -1,7 +1,9 @@
 // Left sidebar: repositories (with the "Add repo" form) and the live task list grouped by status.
 import type { KilnClient } from "@kiln/client";
-import type { OrganizationSnapshot, TaskSummary } from "@kiln/shared";
+import type { OrganizationSnapshot, SessionInfo, TaskSummary } from "@kiln/shared";
 import { type FormEvent, useState } from "react";
+import { GitHubRepos, PullRequestBadge } from "./GitHub.tsx";
+import { SessionBar } from "./Account.tsx";
 import { TASK_GROUPS, badgeFor, formatAge } from "./format.ts";
 import { type Live, hrefFor, navigate, useAction, useNow } from "./hooks.ts";
 import { ORG_ID } from "./kilnClient.ts";
@@ -12,6 +14,7 @@ export function Sidebar(props: {
   activeTaskId: string | null;
   mode: "mock" | "remote";
   endpoint: string | null;
+  session?: SessionInfo | null;
 }) {
   const { org } = props;
   return (
@@ -37,9 +40,10 @@ export function Sidebar(props: {
       ) : (
         <>
           <TaskList tasks={org.value.tasks} activeTaskId={props.activeTaskId} />
-          <RepoList client={props.client} snapshot={org.value} />
+          <RepoList client={props.client} snapshot={org.value} github={props.session?.githubConfigured ?? false} />
         </>
       )}
+      <SessionBar client={props.client} session={props.session ?? null} />
     </nav>
   );
 }
@@ -84,6 +88,7 @@ function TaskList({ tasks, activeTaskId }: { tasks: TaskSummary[]; activeTaskId:
                         </span>
                       </span>
                       <span className="task-row-side">
+                        {t.pullRequest && <PullRequestBadge pr={t.pullRequest} compact />}
                         {t.changedFiles > 0 && <span className="files-pill">{t.changedFiles} files</span>}
                         <span className="age">{formatAge(t.updatedAt, now)}</span>
                       </span>
@@ -99,7 +104,7 @@ function TaskList({ tasks, activeTaskId }: { tasks: TaskSummary[]; activeTaskId:
   );
 }
 
-function RepoList({ client, snapshot }: { client: KilnClient; snapshot: OrganizationSnapshot }) {
+function RepoList({ client, snapshot, github }: { client: KilnClient; snapshot: OrganizationSnapshot; github: boolean }) {
   const [url, setUrl] = useState("");
   const add = useAction();
   async function submit(e: FormEvent) {
@@ -128,6 +133,7 @@ function RepoList({ client, snapshot }: { client: KilnClient; snapshot: Organiza
           ))}
         </ul>
       )}
+      {github && <GitHubRepos client={client} registered={snapshot.repos.length} />}
       <form className="repo-form" onSubmit={submit}>
         <label className="sr-only" htmlFor="repo-add-url">
           Repository URL or local path

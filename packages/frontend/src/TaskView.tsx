@@ -11,6 +11,7 @@ import {
 } from "@kiln/shared";
 import { useEffect, useState } from "react";
 import { ChangesPanel, HistoryTimeline } from "./ChangesPanel.tsx";
+import { PullRequestActions, PullRequestBadge } from "./GitHub.tsx";
 import { SessionArea } from "./Transcript.tsx";
 import { badgeFor, formatDuration } from "./format.ts";
 import { hrefFor, useAction, useNow, useTask } from "./hooks.ts";
@@ -42,6 +43,8 @@ export function TaskView(props: {
   taskId: string;
   initialTask: TaskRecord | null;
   onConnection: (state: ConnectionState | null) => void;
+  /** A GitHub App is configured: show Push / Open PR. */
+  github?: boolean;
 }) {
   const { client, taskId, onConnection } = props;
   const live = useTask(client, ORG_ID, taskId);
@@ -73,7 +76,7 @@ export function TaskView(props: {
   }
   return (
     <div className="task-view">
-      <TaskHeader client={client} detail={detail} />
+      <TaskHeader client={client} detail={detail} github={props.github ?? false} />
       {live.error && (
         <div className="alert alert-error" role="alert">
           Live updates failed: {live.error.message}
@@ -93,7 +96,7 @@ export function TaskView(props: {
   );
 }
 
-function TaskHeader({ client, detail }: { client: KilnClient; detail: TaskDetail }) {
+function TaskHeader({ client, detail, github }: { client: KilnClient; detail: TaskDetail; github: boolean }) {
   const { task, sandbox } = detail;
   const badge = badgeFor(task.status);
   const [confirming, setConfirming] = useState<"archive" | "kill" | null>(null);
@@ -115,7 +118,9 @@ function TaskHeader({ client, detail }: { client: KilnClient; detail: TaskDetail
           {(badge.kind === "working" || badge.kind === "provisioning") && <span className="spinner small" aria-hidden="true" />}
           {badge.label}
         </span>
+        {task.pullRequest && <PullRequestBadge pr={task.pullRequest} />}
         <div className="task-actions">
+          {github && confirming === null && <PullRequestActions client={client} detail={detail} />}
           {!terminal && confirming === null && (
             <>
               <button type="button" className="btn btn-ghost" data-testid="archive-button" onClick={() => setConfirming("archive")} disabled={action.pending}>

@@ -2,7 +2,15 @@
 import { type KilnClient, createKilnClient } from "@kiln/client";
 import { createMockKilnClient } from "@kiln/client/mock";
 
-export const ORG_ID = "default";
+/**
+ * The organization every view works in. Single-user mode: "default". With sign-in on, the Root picks
+ * one of the session's orgs before the App renders (setOrgId); ES modules hand importers the live value.
+ */
+export let ORG_ID = "default";
+
+export function setOrgId(orgId: string): void {
+  ORG_ID = orgId;
+}
 
 export interface ClientChoice {
   client: KilnClient;

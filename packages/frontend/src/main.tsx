@@ -1,6 +1,6 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import { App } from "./App.tsx";
+import { Root } from "./Session.tsx";
 import { chooseClient } from "./kilnClient.ts";
 import "./styles.css";
 
@@ -9,6 +9,6 @@ if (!root) throw new Error("missing #root element");
 const choice = chooseClient(window.location);
 createRoot(root).render(
   <StrictMode>
-    <App choice={choice} />
+    <Root choice={choice} />
   </StrictMode>,
 );

@@ -206,7 +206,12 @@ export const TaskSummarySchema = TaskRecordSchema.pick({
   pullRequest: true,
   createdAt: true,
   updatedAt: true,
-}).extend({ changedFiles: z.number().int(), sessionCount: z.number().int() });
+}).extend({
+  changedFiles: z.number().int(),
+  sessionCount: z.number().int(),
+  /** State of the task's sandbox (null: none yet). Lets the organization tell kept sandboxes from orphans. */
+  sandboxState: SandboxInfoSchema.shape.state.nullable().optional(),
+});
 export type TaskSummary = z.infer<typeof TaskSummarySchema>;
 
 /** Everything a task view needs; `seq` is the last task event folded into it. */

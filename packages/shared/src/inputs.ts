@@ -127,6 +127,39 @@ export const ArchiveTaskInputSchema = z.object({
 });
 export type ArchiveTaskInput = z.input<typeof ArchiveTaskInputSchema>;
 
+/**
+ * Destroy one task's sandbox (seed 002 `destroyWorkspace`). A live task ends with it (status
+ * `killed`: its sandbox is where it runs); an archived task's kept sandbox is deleted and the task
+ * stays archived. Idempotent: a task without a sandbox is a no-op.
+ */
+export const DestroySandboxInputSchema = z.object({ taskId: TaskIdSchema });
+export type DestroySandboxInput = z.input<typeof DestroySandboxInputSchema>;
+
+export const DestroySandboxResultSchema = z.object({
+  taskId: TaskIdSchema,
+  /** The sandbox's name, or null when the task never had one. */
+  name: z.string().nullable(),
+  /** True when a sandbox was deleted by this call (false: there was none left). */
+  destroyed: z.boolean(),
+  /** True when the task was live and destroying its sandbox ended it (status `killed`). */
+  killedTask: z.boolean(),
+});
+export type DestroySandboxResult = z.infer<typeof DestroySandboxResultSchema>;
+
+/** Destroy every active sandbox of the organization (seed 002 `destroyAll`). */
+export const DestroyAllSandboxesInputSchema = z.object({
+  /** Only sandboxes kept after archive (debugging leftovers); live tasks are left alone. */
+  keptOnly: z.boolean().optional(),
+});
+export type DestroyAllSandboxesInput = z.input<typeof DestroyAllSandboxesInputSchema>;
+
+export const DestroyAllSandboxesResultSchema = z.object({
+  results: z.array(DestroySandboxResultSchema),
+  /** Tasks whose sandbox could not be destroyed; the others were still attempted. */
+  failed: z.array(z.object({ taskId: TaskIdSchema, error: z.string() })),
+});
+export type DestroyAllSandboxesResult = z.infer<typeof DestroyAllSandboxesResultSchema>;
+
 export const ExecResultSchema = z.object({
   exitCode: z.number().int(),
   stdout: z.string(),

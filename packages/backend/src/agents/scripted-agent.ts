@@ -1,6 +1,7 @@
 // Installs Kiln's offline scripted ACP agent into a sandbox-agent data dir.
 // The daemon runs `$XDG_DATA_HOME/sandbox-agent/bin/agent_processes/<agent>-acp` for
 // `agent: <agent>`; overriding that launcher lets us serve any built-in agent id offline.
+import { randomUUID } from "node:crypto";
 import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,7 +15,7 @@ const shQuote = (s: string) => `"${s.replace(/(["\\$`])/g, "\\$1")}"`;
 // place could corrupt one that a live daemon is executing right now.
 async function writeExecutable(file: string, content: string): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const tmp = `${file}.${randomUUID()}.tmp`;
   await writeFile(tmp, content, { mode: 0o755 });
   await chmod(tmp, 0o755); // writeFile's mode is subject to umask
   await rename(tmp, file);

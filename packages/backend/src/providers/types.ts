@@ -10,6 +10,12 @@ export interface SandboxSpec {
     baseBranch: string;
     /** The task branch, created from baseBranch when it does not exist yet. */
     branch: string;
+    /**
+     * For private https remotes (GitHub App installation token, user `x-access-token`): called right
+     * before each fetch/clone; the token goes only into that git command's environment — never into
+     * the repo config, the remote URL, argv or logs. Absent: clone anonymously.
+     */
+    accessToken?: () => Promise<string>;
   };
   /** Labels to find sandboxes later (reaper, list): app, org, task. */
   labels: Record<string, string>;
@@ -63,6 +69,28 @@ export interface SandboxProvider {
   readFile(handle: SandboxHandle, path: string): Promise<string>;
   writeFile(handle: SandboxHandle, path: string, content: string): Promise<void>;
   stop(name: string): Promise<void>;
+  /**
+   * Push `refs/heads/<branch>` of the sandbox checkout to the same branch on `remoteUrl`, authenticated
+   * with a token from `accessToken` (same rules as SandboxSpec.repo.accessToken). Returns the pushed
+   * commit. Optional: providers that cannot push yet omit it.
+   */
+  pushBranch?(
+    handle: SandboxHandle,
+    options: { remoteUrl: string; branch: string; accessToken: () => Promise<string>; timeoutMs?: number },
+  ): Promise<{ sha: string }>;
   /** Stop the daemon and remove the sandbox. Succeeds when it is already gone. */
   destroy(name: string): Promise<void>;
+  /**
+   * The task is no longer live but its sandbox is kept: let the provider reclaim it when idle
+   * (Daytona: re-enable auto-stop). Optional: providers without an idle policy omit it.
+   */
+  release?(name: string): Promise<void>;
+  /**
+   * Delete this provider's Kiln sandboxes (matching `labels`, e.g. `{ org }`) whose `task` label is
+   * not in `listLiveTaskIds()` (read after listing, so a task created meanwhile counts as live).
+   * Returns the names deleted. Optional: the maintenance actor calls it on providers that have it.
+   */
+  reapOrphans?(listLiveTaskIds: () => Promise<Iterable<string>>, labels?: Record<string, string>): Promise<string[]>;
+  /** Release client resources (connections) on shutdown. */
+  close?(): Promise<void>;
 }

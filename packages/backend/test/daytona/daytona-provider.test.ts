@@ -129,6 +129,20 @@ describe("createOrGet", () => {
     expect((error as KilnError).message).not.toContain("wrong-token-xyz");
   });
 
+  it("clones with the task's own access token (spec.repo.accessToken) when given", async () => {
+    const p = makeProvider({ gitCredentials: async () => ({ username: GIT_USER, password: "wrong-token-xyz" }) });
+    const s = spec("tasktoken");
+    let asked = 0;
+    s.repo.accessToken = async () => {
+      asked++;
+      return GIT_TOKEN;
+    };
+    const handle = await p.createOrGet(s, ctx());
+    expect(asked).toBe(1);
+    expect((await p.exec(handle, "git rev-parse --abbrev-ref HEAD")).stdout).toBe("kiln/task-tasktoken\n");
+    expect(await p.readFile(handle, ".git/config")).not.toContain(GIT_TOKEN);
+  });
+
   it("concurrent replays of the same step converge on one sandbox and one checkout", async () => {
     const creates = fake.count("POST /api/sandbox");
     const [a, b] = await Promise.all([provider.createOrGet(spec("race"), ctx()), makeProvider().createOrGet(spec("race"), ctx())]);
@@ -310,7 +324,7 @@ describe("reaper, destroy, list", () => {
     } finally {
       await other[Symbol.asyncDispose]();
     }
-    const liveIds = ["one", "existing", "live", "badclone", "race", "nobase"];
+    const liveIds = ["one", "existing", "live", "badclone", "tasktoken", "race", "nobase"];
     const deleted = await provider.reapOrphans(async () => liveIds);
     expect(deleted.sort()).toEqual(["task-orphan"]);
     expect(await provider.get("task-orphan")).toBeNull();

@@ -194,6 +194,7 @@ describe("normalised events", () => {
       kind: "installation_repositories",
       action: "added",
       installationId: 77,
+      account: { login: "acme", id: 9, type: "Organization" },
       added: [{ id: 502, fullName: "acme/gadgets" }],
       removed: [],
     });

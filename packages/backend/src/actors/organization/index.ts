@@ -2,8 +2,14 @@
 // projection. `createTask` is the only path that creates task actors.
 import { createHash, randomUUID } from "node:crypto";
 import {
+  AddGitHubRepoInputSchema,
   AddRepoInputSchema,
   CreateTaskInputSchema,
+  DestroyAllSandboxesInputSchema,
+  type DestroyAllSandboxesResult,
+  type DestroySandboxResult,
+  type GitHubRepoOption,
+  type GitHubRepoRecord,
   KilnError,
   ORG_EVENT_NAME,
   type OrgEventBody,
@@ -14,6 +20,8 @@ import {
   type TaskSummary,
   TaskSummarySchema,
   deriveBranchName,
+  deriveTitle,
+  errorMessage,
   normalizeRemoteUrl,
   repoNameFromUrl,
 } from "@kiln/shared";
@@ -22,10 +30,12 @@ import { actor, event } from "rivetkit";
 import type { InferDatabaseClient } from "rivetkit/db";
 import { db } from "rivetkit/db/drizzle";
 import { z } from "zod";
+import { AUTH_DISABLED, type ActorAuth, createProofFor } from "../../auth/actor-auth.ts";
 import type { BackendDeps } from "../../deps.ts";
-import { guard, validate } from "../../errors.ts";
+import { guard, validate, withDeadline } from "../../errors.ts";
 import { loadMigrations } from "../../util/migrations.ts";
 import { run } from "../../util/process.ts";
+import { type ResolvedGitHubRepo, remoteKey } from "../github-state/index.ts";
 import type { InitializeTaskInput } from "../task/index.ts";
 import * as schema from "./schema.ts";
 
@@ -39,15 +49,106 @@ interface OrgCtx {
 }
 
 interface TaskHandle {
-  initialize(input: InitializeTaskInput): Promise<TaskRecord>;
   getSandbox(): Promise<SandboxInfo | null>;
+  destroySandbox(input: { taskId: string }): Promise<DestroySandboxResult>;
 }
-const taskHandle = (c: OrgCtx, taskId: string): TaskHandle => {
-  const client = c.client() as { task: { getOrCreate(key: string[]): TaskHandle } };
-  return client.task.getOrCreate(["org", orgIdOf(c), "task", taskId]);
+interface TaskAccessor {
+  get(key: string[], opts?: object): TaskHandle;
+  getOrCreate(key: string[], opts: { createWithInput: unknown; params?: object }): TaskHandle & {
+    initialize(input: unknown): Promise<TaskRecord>;
+  };
+  create(key: string[], options: { input: unknown; params?: object }): Promise<TaskHandle>;
+}
+// Actor-to-actor calls carry the internal token when auth is on (set once by makeOrganizationActor).
+let orgAuth: ActorAuth = AUTH_DISABLED;
+const internalOpts = () => {
+  const params = orgAuth.internalParams();
+  return params ? { params } : {};
 };
+const taskAccessor = (c: OrgCtx) => (c.client() as { task: TaskAccessor }).task;
+const taskKey = (c: OrgCtx, taskId: string) => ["org", orgIdOf(c), "task", taskId];
+const taskHandle = (c: OrgCtx, taskId: string): TaskHandle => taskAccessor(c).get(taskKey(c, taskId), internalOpts());
+
+/**
+ * Create a task actor; its onCreate is `initialize`, so one round trip creates it and its bootstrap rows.
+ * On a loaded host the engine now and then stalls or errors on a create that may in fact have gone
+ * through (seen ~1 in 60 on 2 busy cores). Then converge through the idempotent path: getOrCreate with
+ * the same input and `initialize`, which returns the existing record or bootstraps a new one.
+ */
+async function createTaskActor(c: OrgCtx, key: string[], input: unknown): Promise<void> {
+  let lastError: unknown;
+  try {
+    await withDeadline("creating the task actor", 15_000, () => taskAccessor(c).create(key, { input, ...internalOpts() }));
+    return;
+  } catch (error) {
+    lastError = error;
+  }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await withDeadline("creating the task actor", 20_000, () =>
+        taskAccessor(c).getOrCreate(key, { createWithInput: input, ...internalOpts() }).initialize(input),
+      );
+      return;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+interface GitHubStateForOrg {
+  resolveRepo(input: { remoteUrl?: string; fullName?: string }): Promise<ResolvedGitHubRepo | null>;
+  listRepos(): Promise<GitHubRepoRecord[]>;
+}
+const githubOf = (c: OrgCtx): GitHubStateForOrg =>
+  (c.client() as { githubState: { getOrCreate(key: string[], opts?: object): GitHubStateForOrg } }).githubState.getOrCreate(
+    ["org", orgIdOf(c), "github"],
+    internalOpts(),
+  );
 
 const orgIdOf = (c: { key: string[] }) => c.key[1] ?? "default";
+
+/** A task that ended this recently is not reaped yet (its final summary may still be on the way). */
+const REAP_GRACE_MS = 5 * 60_000;
+
+interface OrgVars {
+  /** The maintenance actor's reaper cron was armed since this organization woke up. */
+  maintenanceArmed: boolean;
+}
+
+/**
+ * Arm the organization's maintenance actor (orphan-sandbox reaper) once per wake, off the hot path:
+ * the caller does not wait, and a failure is logged and retried on the next call. Only when some
+ * provider can reap (local worktrees are never orphaned remotely).
+ */
+function armMaintenance(
+  c: OrgCtx & { vars: OrgVars; waitUntil(p: Promise<unknown>): void; log: { error(o: Record<string, unknown>): void } },
+  deps: BackendDeps,
+): void {
+  if (c.vars.maintenanceArmed) return;
+  if (!Object.values(deps.providers).some((p) => p?.reapOrphans)) return;
+  c.vars.maintenanceArmed = true;
+  const client = c.client() as { maintenance: { getOrCreate(key: string[], opts?: object): { arm(): Promise<boolean> } } };
+  const arming = client.maintenance.getOrCreate(["org", orgIdOf(c), "maintenance"], internalOpts()).arm();
+  c.waitUntil(
+    arming.then(undefined, (error: unknown) => {
+      c.vars.maintenanceArmed = false;
+      c.log.error({ msg: "arming the maintenance actor", error: errorMessage(error) });
+    }),
+  );
+}
+
+/** Run `work` over `items` with at most `limit` in flight. */
+async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  });
+  await Promise.all(runners);
+}
 
 const toRepoRecord = (row: typeof schema.repos.$inferSelect): RepoRecord => ({
   repoId: row.repoId,
@@ -111,18 +212,30 @@ async function writeSummary(c: OrgCtx, summary: TaskSummary): Promise<void> {
 }
 
 export function makeOrganizationActor(deps: BackendDeps) {
+  const auth = deps.auth ?? AUTH_DISABLED;
+  orgAuth = auth;
   return actor({
     db: orgDatabase,
     events: { [ORG_EVENT_NAME]: event<unknown>() },
     options: { actionTimeout: 60_000 },
+    onBeforeConnect: auth.onBeforeConnect,
+    createConnState: auth.createConnState,
+    createVars: (): OrgVars => ({ maintenanceArmed: false }),
     actions: {
       addRepo: async (c, input: unknown): Promise<RepoRecord> =>
         guard(async () => {
           const data = validate(AddRepoInputSchema, input, "repository");
+          armMaintenance(c, deps);
           const remoteUrl = data.remoteUrl.replace(/\/+$/, "");
+          if (auth.enabled && !/^https?:\/\//.test(remoteUrl)) {
+            // Multi-user mode: paths and ssh remotes on the server are not for every signed-in user.
+            throw new KilnError("forbidden", "with sign-in on, only http(s) repositories can be added (use a GitHub repository)");
+          }
           const existing = await c.db.select().from(schema.repos).where(eq(schema.repos.remoteUrl, remoteUrl));
           if (existing[0]) return toRepoRecord(existing[0]);
-          const defaultBranch = data.defaultBranch ?? (await detectDefaultBranch(remoteUrl));
+          // A repo of the org's GitHub installation: no anonymous ls-remote (private repos would fail).
+          const fromGitHub = deps.github && /^https?:\/\//.test(remoteUrl) ? await githubOf(c).resolveRepo({ remoteUrl }) : null;
+          const defaultBranch = data.defaultBranch ?? fromGitHub?.defaultBranch ?? (await detectDefaultBranch(remoteUrl));
           const row = {
             repoId: createHash("sha1").update(normalizeRemoteUrl(remoteUrl)).digest("hex").slice(0, 16),
             name: data.name ?? repoNameFromUrl(remoteUrl),
@@ -147,6 +260,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
       createTask: async (c, input: unknown): Promise<TaskRecord> =>
         guard(async () => {
           const data = validate(CreateTaskInputSchema, input, "task");
+          armMaintenance(c, deps);
           const [repo] = await c.db.select().from(schema.repos).where(eq(schema.repos.repoId, data.repoId));
           if (!repo) throw new KilnError("not_found", `repository ${data.repoId} is not registered`);
           const taskId = randomUUID();
@@ -163,26 +277,47 @@ export function makeOrganizationActor(deps: BackendDeps) {
             if (taken.length) throw new KilnError("conflict", `branch ${branch} is already used by another task in ${repo.name}`);
             throw error;
           }
-          let record: TaskRecord;
+          const init: InitializeTaskInput = {
+            orgId: orgIdOf(c),
+            taskId,
+            repoId: repo.repoId,
+            repoName: repo.name,
+            remoteUrl: repo.remoteUrl,
+            prompt: data.prompt,
+            title: data.title ?? null,
+            baseBranch: data.baseBranch ?? repo.defaultBranch,
+            branch,
+            agent: data.agent ?? (repo.defaultAgent as TaskRecord["agent"]),
+            provider: data.provider ?? (repo.defaultProvider as TaskRecord["provider"]),
+            createdAt: Date.now(),
+          };
           try {
-            record = await taskHandle(c, taskId).initialize({
-              orgId: orgIdOf(c),
-              taskId,
-              repoId: repo.repoId,
-              repoName: repo.name,
-              remoteUrl: repo.remoteUrl,
-              prompt: data.prompt,
-              title: data.title ?? null,
-              baseBranch: data.baseBranch ?? repo.defaultBranch,
-              branch,
-              agent: data.agent ?? (repo.defaultAgent as TaskRecord["agent"]),
-              provider: data.provider ?? (repo.defaultProvider as TaskRecord["provider"]),
-            });
+            // The task's onCreate is `initialize`: one round trip creates the actor and its bootstrap rows.
+            await createTaskActor(c, taskKey(c, taskId), { ...init, ...createProofFor(orgAuth, taskKey(c, taskId)) });
           } catch (error) {
             // Nothing half-made stays behind: release the index entry (and the branch with it).
             await c.db.delete(schema.taskIndex).where(eq(schema.taskIndex.taskId, taskId));
             throw error;
           }
+          // The same record the task wrote, built from the same input (no extra round trip to read it).
+          const record: TaskRecord = {
+            orgId: init.orgId,
+            taskId,
+            repoId: init.repoId,
+            repoName: init.repoName,
+            title: init.title ?? deriveTitle(init.prompt),
+            prompt: init.prompt,
+            baseBranch: init.baseBranch,
+            branch: init.branch,
+            agent: init.agent,
+            provider: init.provider,
+            status: "queued",
+            currentStep: null,
+            error: null,
+            pullRequest: null,
+            createdAt: init.createdAt,
+            updatedAt: init.createdAt,
+          };
           await writeSummary(c, { ...record, changedFiles: 0, sessionCount: 0 });
           return record;
         }),
@@ -190,6 +325,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
       /** ensure-name asks here: the task index is the single writer of branch reservations. */
       reserveBranch: async (c, input: unknown): Promise<string> =>
         guard(async () => {
+          auth.requireInternal(c, "reserveBranch");
           const data = validate(z.object({ taskId: z.string(), repoId: z.string(), title: z.string() }), input);
           const [entry] = await c.db.select().from(schema.taskIndex).where(eq(schema.taskIndex.taskId, data.taskId));
           if (!entry) throw new KilnError("not_found", `task ${data.taskId} is not in the index`);
@@ -209,6 +345,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
 
       applyTaskSummary: async (c, input: unknown) =>
         guard(async () => {
+          auth.requireInternal(c, "applyTaskSummary");
           const summary = validate(TaskSummarySchema, input, "task summary");
           const [current] = await c.db
             .select()
@@ -222,6 +359,53 @@ export function makeOrganizationActor(deps: BackendDeps) {
 
       getSnapshot: async (c): Promise<OrganizationSnapshot> => snapshot(c),
 
+      /**
+       * For the orphan reaper: ids of tasks whose sandbox Kiln still wants — every task in the index
+       * (so one created moments ago counts) except archived/killed ones, plus those archived with
+       * their sandbox kept, and any task whose summary changed within REAP_GRACE_MS (an archive in
+       * flight may not have reported "kept" yet). Anything else labelled with this org is an orphan.
+       */
+      listLiveTaskIds: async (c): Promise<string[]> => {
+        auth.requireInternal(c, "listLiveTaskIds");
+        const [index, summaries] = await Promise.all([
+          c.db.select({ taskId: schema.taskIndex.taskId }).from(schema.taskIndex),
+          c.db.select().from(schema.taskSummaries),
+        ]);
+        const byId = new Map(summaries.map((r) => [r.taskId, JSON.parse(r.summaryJson) as TaskSummary]));
+        return index
+          .map((r) => r.taskId)
+          .filter((taskId) => {
+            const summary = byId.get(taskId);
+            if (!summary) return true; // created, summary not written yet
+            const ended = summary.status === "archived" || summary.status === "killed";
+            return !ended || summary.sandboxState === "kept" || Date.now() - summary.updatedAt < REAP_GRACE_MS;
+          });
+      },
+
+      /**
+       * Seed-002 `destroyAll`: destroy every active sandbox of the organization (running, stopped or
+       * kept). Live tasks end with their sandbox (killed); `keptOnly` limits it to sandboxes kept after
+       * archive. Each task is attempted; failures are reported per task.
+       */
+      destroyAllSandboxes: async (c, input: unknown): Promise<DestroyAllSandboxesResult> =>
+        guard(async () => {
+          const data = validate(DestroyAllSandboxesInputSchema, input ?? {}, "destroy all");
+          const index = await c.db.select({ taskId: schema.taskIndex.taskId }).from(schema.taskIndex);
+          const out: DestroyAllSandboxesResult = { results: [], failed: [] };
+          await eachLimited(index, 4, async ({ taskId }) => {
+            try {
+              const task = taskHandle(c, taskId);
+              const sandbox = await task.getSandbox();
+              if (!sandbox || sandbox.state === "destroyed") return;
+              if (data.keptOnly && sandbox.state !== "kept") return;
+              out.results.push(await task.destroySandbox({ taskId }));
+            } catch (error) {
+              out.failed.push({ taskId, error: errorMessage(error) });
+            }
+          });
+          return out;
+        }),
+
       listSandboxes: async (c): Promise<Array<SandboxInfo & { taskId: string }>> => {
         const live = await c.db.select({ taskId: schema.taskIndex.taskId }).from(schema.taskIndex);
         const out: Array<SandboxInfo & { taskId: string }> = [];
@@ -231,6 +415,57 @@ export function makeOrganizationActor(deps: BackendDeps) {
         }
         return out;
       },
+
+      /** Repositories the org's GitHub App installations can see (for the repo picker); registered ones carry their repoId. */
+      listGitHubRepos: async (c): Promise<GitHubRepoOption[]> =>
+        guard(async () => {
+          if (!deps.github) throw new KilnError("unavailable", "GitHub is not configured on this backend");
+          const [repos, registered] = await Promise.all([githubOf(c).listRepos(), c.db.select().from(schema.repos)]);
+          const byRemote = new Map(registered.map((r) => [remoteKey(r.remoteUrl), r.repoId]));
+          return repos.map((r) => ({ ...r, repoId: r.cloneUrl ? (byRemote.get(remoteKey(r.cloneUrl)) ?? null) : null }));
+        }),
+
+      /** Register a repository of the org's GitHub installation by owner/name (https clone URL, its default branch). */
+      addGitHubRepo: async (c, input: unknown): Promise<RepoRecord> =>
+        guard(async () => {
+          const data = validate(AddGitHubRepoInputSchema, input, "GitHub repository");
+          if (!deps.github) throw new KilnError("unavailable", "GitHub is not configured on this backend");
+          const repo = await githubOf(c).resolveRepo({ fullName: data.fullName });
+          if (!repo?.cloneUrl) {
+            throw new KilnError("not_found", `${data.fullName} is not visible to this organization's GitHub App installation`);
+          }
+          const existing = (await c.db.select().from(schema.repos)).find((r) => remoteKey(r.remoteUrl) === remoteKey(repo.cloneUrl!));
+          if (existing) return toRepoRecord(existing);
+          const row = {
+            repoId: createHash("sha1").update(normalizeRemoteUrl(repo.cloneUrl)).digest("hex").slice(0, 16),
+            name: repo.name,
+            remoteUrl: repo.cloneUrl,
+            defaultBranch: repo.defaultBranch ?? "main",
+            defaultProvider: data.defaultProvider ?? deps.config.KILN_DEFAULT_PROVIDER,
+            defaultAgent: data.defaultAgent ?? deps.config.KILN_DEFAULT_AGENT,
+            createdAt: Date.now(),
+          };
+          await c.db.insert(schema.repos).values(row).onConflictDoNothing();
+          const [saved] = await c.db.select().from(schema.repos).where(eq(schema.repos.repoId, row.repoId));
+          if (!saved) throw new KilnError("internal", "repository was not saved");
+          const record = toRepoRecord(saved);
+          await emitOrg(c, { type: "repo", repo: record });
+          return record;
+        }),
+
+      /** Internal (github-state): the task working on `branch` of the repo at `remoteUrl`, if any. */
+      taskForBranch: async (c, input: unknown): Promise<string | null> =>
+        guard(async () => {
+          auth.requireInternal(c, "taskForBranch");
+          const data = validate(z.object({ remoteUrl: z.string().min(1).max(2000), branch: z.string().min(1).max(255) }), input);
+          const repo = (await c.db.select().from(schema.repos)).find((r) => remoteKey(r.remoteUrl) === remoteKey(data.remoteUrl));
+          if (!repo) return null;
+          const [entry] = await c.db
+            .select({ taskId: schema.taskIndex.taskId })
+            .from(schema.taskIndex)
+            .where(and(eq(schema.taskIndex.repoId, repo.repoId), eq(schema.taskIndex.branch, data.branch)));
+          return entry?.taskId ?? null;
+        }),
     },
   });
 }

@@ -5,6 +5,8 @@ import {
   ArchiveTaskInputSchema,
   type ChangedFile,
   CreateSessionInputSchema,
+  DestroySandboxInputSchema,
+  type DestroySandboxResult,
   ExecInputSchema,
   type ExecResult,
   GetDiffInputSchema,
@@ -24,16 +26,19 @@ import {
   deriveTitle,
   errorMessage,
 } from "@kiln/shared";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { actor, event, queue } from "rivetkit";
 import { workflow } from "rivetkit/workflow";
 import { z } from "zod";
+import { AUTH_DISABLED } from "../../auth/actor-auth.ts";
 import { fail, guard, validate } from "../../errors.ts";
 import type { BackendDeps } from "../../deps.ts";
 import type { SandboxHandle, SandboxProvider } from "../../providers/types.ts";
 import { fileDiff, listChanges, shellQuote } from "../../sandbox/changes.ts";
+import { createKeyedQueue } from "../../util/keyed-queue.ts";
 import { sleep } from "../../util/process.ts";
 import { type ActorHandleCtx, AgentRuntime } from "./agent-runtime.ts";
+import { TaskPullRequestSchema, makeTaskGitHub } from "./github.ts";
 import { FIRST_SESSION_ID, type ProvisionDeps, runProvisionStep, sandboxHandleFromRow } from "./provision.ts";
 import * as schema from "./schema.ts";
 import {
@@ -67,11 +72,17 @@ export const InitializeTaskSchema = z.object({
   branch: z.string().nullable(),
   agent: z.enum(["mock", "claude", "codex", "opencode", "amp"]),
   provider: z.enum(["local", "daytona"]),
+  createdAt: z.number().int(),
 });
 export type InitializeTaskInput = z.infer<typeof InitializeTaskSchema>;
 
 const WATCHDOG = "watchdog";
 const PROVISION_QUEUE = "provision";
+/** Seed-002 checkpoints, one JSON file per settled agent turn, inside the work dir (excluded from diffs). */
+export const CHECKPOINT_DIR = ".kiln/checkpoints";
+const CHECKPOINT_HISTORY_KIND = "sandbox.checkpoint";
+// Checkpoint numbers come from the history count: write them one at a time per task.
+const checkpointQueue = createKeyedQueue();
 
 /** Per-instance, in-memory: rebuilt whenever the actor wakes. */
 interface TaskVars {
@@ -89,6 +100,11 @@ interface OrgForTask {
 
 export function makeTaskActor(deps: BackendDeps) {
   const { config } = deps;
+  const auth = deps.auth ?? AUTH_DISABLED;
+  const internalOpts = () => {
+    const params = auth.internalParams();
+    return params ? { params } : {};
+  };
   const deadlines: Record<ProvisionStepName, number> = {
     "ensure-name": 30_000,
     "create-sandbox": config.KILN_CREATE_SANDBOX_TIMEOUT_MS,
@@ -106,8 +122,8 @@ export function makeTaskActor(deps: BackendDeps) {
   const orgOf = (c: Ctx): OrgForTask => {
     const [, orgId] = c.key;
     // Typed narrowly on purpose: importing the registry type here would be circular.
-    const client = c.client() as { organization: { getOrCreate(key: string[]): OrgForTask } };
-    return client.organization.getOrCreate(["org", orgId ?? "default"]);
+    const client = c.client() as { organization: { getOrCreate(key: string[], opts?: object): OrgForTask } };
+    return client.organization.getOrCreate(["org", orgId ?? "default"], internalOpts());
   };
 
   const logError = (c: { log: Ctx["log"] }) => (message: string, error: unknown) =>
@@ -137,8 +153,17 @@ export function makeTaskActor(deps: BackendDeps) {
             cwd: row.workdir,
           };
         },
-        onTurnSettled: async () => {
-          await refreshChanges(ctx);
+        onTurnSettled: async (sessionId) => {
+          const changes = await refreshChanges(ctx);
+          // Before refreshTask: once the task shows idle, the turn's checkpoint is in the sandbox.
+          try {
+            await writeCheckpoint(ctx, sessionId, changes);
+          } catch (error) {
+            logError(ctx)("writing the turn checkpoint", error);
+            await appendHistory(ctx, `${CHECKPOINT_HISTORY_KIND}.failed`, `Checkpoint not written: ${errorMessage(error)}`, {
+              sessionId,
+            });
+          }
           await refreshTask(ctx);
           scheduleSummaryPush(ctx);
         },
@@ -192,6 +217,45 @@ export function makeTaskActor(deps: BackendDeps) {
     return changes;
   };
 
+  /**
+   * After each settled agent turn: `.kiln/checkpoints/<n>.json` (turn number, time, session, outcome,
+   * changed files) in the work dir, a line in `.kiln/generation.log` and a history event. Skipped when
+   * the task ended meanwhile (its sandbox is gone or kept as it was).
+   */
+  const writeCheckpoint = (c: Ctx, sessionId: string, changes: ChangedFile[]) =>
+    checkpointQueue(c.actorId, async () => {
+      const task = await readTaskRow(c);
+      const row = await readSandboxRow(c);
+      if (!task || task.status === "archived" || task.status === "killed" || row?.state !== "running") return;
+      const { provider, handle } = await sandboxOf(c);
+      const [counted] = await c.db
+        .select({ n: sql<number>`count(*)` })
+        .from(schema.history)
+        .where(eq(schema.history.kind, CHECKPOINT_HISTORY_KIND));
+      const turn = Number(counted?.n ?? 0) + 1;
+      const [session] = await c.db.select().from(schema.sessions).where(eq(schema.sessions.sessionId, sessionId));
+      const file = `${CHECKPOINT_DIR}/${turn}.json`;
+      const checkpoint = {
+        turn,
+        at: new Date().toISOString(),
+        taskId: task.taskId,
+        sessionId,
+        agent: session?.agent ?? task.agent,
+        /** Session status after the turn: ready, error or stopped. */
+        outcome: session?.status ?? "unknown",
+        error: session?.error ?? null,
+        branch: task.branch,
+        changedFiles: changes,
+      };
+      await provider.writeFile(handle, file, `${JSON.stringify(checkpoint, null, 2)}\n`);
+      await logToSandbox(provider, handle, `checkpoint ${turn}: ${sessionId} ${checkpoint.outcome}, ${changes.length} changed file(s) → ${file}`);
+      await appendHistory(c, CHECKPOINT_HISTORY_KIND, `Checkpoint ${turn} written (${changes.length} changed files)`, {
+        turn,
+        sessionId,
+        path: file,
+      });
+    });
+
   const requireLive = async (c: TaskCtx) => {
     const row = await readTaskRow(c);
     if (!row) throw new KilnError("not_found", "task not found");
@@ -211,6 +275,7 @@ export function makeTaskActor(deps: BackendDeps) {
     runtime: () => runtimeOf(c),
     failCreateSandboxMarker: config.KILN_TEST_FAIL_CREATE_SANDBOX_MARKER,
     logError: logError(c),
+    gitAccess: (remoteUrl) => github.cloneAccess(c, remoteUrl),
   });
 
   /** Release the sandbox (daemon stopped, worktree removed) unless asked to keep it. */
@@ -223,7 +288,10 @@ export function makeTaskActor(deps: BackendDeps) {
     const provider = deps.providers[row.provider as keyof typeof deps.providers];
     if (!provider) throw new KilnError("unavailable", `sandbox provider ${row.provider} is not configured`);
     if (keep) {
-      await provider.stop(row.name);
+      // Kept for debugging: a provider with an idle policy reclaims it itself (Daytona: auto-stop
+      // re-enabled, so the sandbox stays up for immediate inspection); others stop it now.
+      if (provider.release) await provider.release(row.name);
+      else await provider.stop(row.name);
       await c.db.update(schema.sandbox).set({ state: "kept", daemonUrl: null }).where(eq(schema.sandbox.id, 1));
     } else {
       await provider.destroy(row.name);
@@ -253,12 +321,65 @@ export function makeTaskActor(deps: BackendDeps) {
     if (releaseError) throw new KilnError("unavailable", `task ${status}, but the sandbox could not be released: ${releaseError}`);
   };
 
+  /** Write the task and its four pending steps, enqueue provisioning, arm the crash watchdog. */
+  const bootstrap = async (
+    c: TaskCtx & {
+      queue: { send(name: string, body: unknown): Promise<void> };
+      cron: { every(options: { name: string; interval: number; action: string }): Promise<void> };
+    },
+    data: InitializeTaskInput,
+  ) => {
+    await c.db.transaction(async (tx) => {
+      await tx.insert(schema.task).values({
+        id: 1,
+        orgId: data.orgId,
+        taskId: data.taskId,
+        repoId: data.repoId,
+        repoName: data.repoName,
+        remoteUrl: data.remoteUrl,
+        title: data.title ?? deriveTitle(data.prompt),
+        titleExplicit: data.title !== null,
+        prompt: data.prompt,
+        baseBranch: data.baseBranch,
+        branch: data.branch,
+        agent: data.agent,
+        provider: data.provider,
+        status: "queued",
+        createdAt: data.createdAt,
+        updatedAt: data.createdAt,
+      });
+      await tx.insert(schema.provisionSteps).values(INITIAL_STEPS);
+      await tx.insert(schema.history).values({ kind: "task.created", message: "Task created", createdAt: data.createdAt });
+    });
+    // Enqueue without waiting for the workflow.
+    await c.queue.send(PROVISION_QUEUE, { reason: "created" });
+    // Durable wake-up: a crash mid-workflow leaves the actor asleep until something wakes it.
+    await c.cron.every({ name: WATCHDOG, interval: config.KILN_WATCHDOG_INTERVAL_MS, action: WATCHDOG });
+  };
+
+  const github = makeTaskGitHub({
+    deps,
+    auth,
+    requireLive,
+    sandboxOf,
+    scheduleSummaryPush: (c) => scheduleSummaryPush(c as unknown as Ctx),
+  });
+
   return actor({
     db: taskDatabase,
-    queues: { [PROVISION_QUEUE]: queue<{ reason: string }>() },
+    queues: { [PROVISION_QUEUE]: queue<{ reason: string }>({ canPublish: auth.internalOnly }) },
     events: { [TASK_EVENT_NAME]: event<unknown>() },
     options: { actionTimeout: 120_000, sleepTimeout: 60_000 },
+    onBeforeConnect: auth.onBeforeConnect,
+    createConnState: auth.createConnState,
     createVars: (): TaskVars => ({ actor: null, runtime: null, summaryDirty: false, summaryPushing: false }),
+
+    /** `task.initialize`: runs inside actor creation, so the organization's `create` returns after it. */
+    onCreate: async (c, input: InitializeTaskInput) => {
+      // `create` skips onBeforeConnect: only the organization (holding the key's create proof) may create tasks.
+      auth.requireCreateProof(c.key, input);
+      await bootstrap(c, validate(InitializeTaskSchema, input, "task"));
+    },
 
     onWake: async (c) => {
       c.vars.actor = c;
@@ -279,38 +400,13 @@ export function makeTaskActor(deps: BackendDeps) {
     },
 
     actions: {
-      /** Called by the organization only: bootstrap rows, enqueue provisioning, return at once. */
+      /** Idempotent read of the bootstrap record (the rows are written by onCreate). */
       initialize: async (c, input: InitializeTaskInput): Promise<TaskRecord> =>
         guard(async () => {
-          const data = validate(InitializeTaskSchema, input, "task");
+          auth.requireInternal(c, "initialize");
           const existing = await readTaskRow(c);
           if (existing) return toTaskRecord(existing);
-          const now = Date.now();
-          await c.db.transaction(async (tx) => {
-            await tx.insert(schema.task).values({
-              id: 1,
-              orgId: data.orgId,
-              taskId: data.taskId,
-              repoId: data.repoId,
-              repoName: data.repoName,
-              remoteUrl: data.remoteUrl,
-              title: data.title ?? deriveTitle(data.prompt),
-              titleExplicit: data.title !== null,
-              prompt: data.prompt,
-              baseBranch: data.baseBranch,
-              branch: data.branch,
-              agent: data.agent,
-              provider: data.provider,
-              status: "queued",
-              createdAt: now,
-              updatedAt: now,
-            });
-            await tx.insert(schema.provisionSteps).values(INITIAL_STEPS);
-            await tx.insert(schema.history).values({ kind: "task.created", message: "Task created", createdAt: now });
-          });
-          await c.queue.send(PROVISION_QUEUE, { reason: "created" });
-          // Durable wake-up: a crash mid-workflow leaves the actor asleep until something wakes it.
-          await c.cron.every({ name: WATCHDOG, interval: config.KILN_WATCHDOG_INTERVAL_MS, action: WATCHDOG });
+          await bootstrap(c, validate(InitializeTaskSchema, input, "task"));
           const row = await readTaskRow(c);
           if (!row) throw new KilnError("internal", "task row missing after initialize");
           return toTaskRecord(row);
@@ -469,9 +565,34 @@ export function makeTaskActor(deps: BackendDeps) {
           await finish(c as unknown as Ctx, "killed", "Killed", false);
         }),
 
+      /**
+       * Seed-002 `destroyWorkspace`: a live task's sandbox is where it runs, so destroying it ends the
+       * task (killed); an archived task's kept sandbox is deleted and the task stays archived.
+       */
+      destroySandbox: async (c, input: unknown): Promise<DestroySandboxResult> =>
+        guard(async () => {
+          validate(DestroySandboxInputSchema, input, "sandbox");
+          const task = await readTaskRow(c);
+          if (!task) throw new KilnError("not_found", "task not found");
+          const row = await readSandboxRow(c);
+          const had = !!row && row.state !== "destroyed";
+          const result = { taskId: task.taskId, name: row?.name ?? null, destroyed: had, killedTask: false };
+          if (task.status !== "archived" && task.status !== "killed") {
+            await finish(c as unknown as Ctx, "killed", "Killed: its sandbox was destroyed", false);
+            return { ...result, killedTask: true };
+          }
+          if (!row || !had) return result;
+          await releaseSandbox(c as unknown as Ctx, false);
+          await appendHistory(c, "sandbox.destroyed", `Destroyed the kept sandbox ${row.name}`, { name: row.name });
+          scheduleSummaryPush(c as unknown as Ctx);
+          return result;
+        }),
+
       /** Auto-archive and PR updates come from github-state through this action. */
       archiveBecause: async (c, reason: string) =>
         guard(async () => {
+          auth.requireInternal(c, "archiveBecause");
+          reason = validate(z.string().trim().min(1).max(500), reason, "reason");
           await finish(c as unknown as Ctx, "archived", reason, config.KEEP_SANDBOX);
         }),
 
@@ -530,10 +651,22 @@ export function makeTaskActor(deps: BackendDeps) {
         return row ? toSandboxInfo(row) : null;
       },
 
-      setPullRequest: async (c, pullRequest: TaskRecord["pullRequest"]) => {
-        await refreshTask(c, { pullRequestJson: pullRequest ? JSON.stringify(pullRequest) : null });
-        scheduleSummaryPush(c as unknown as Ctx);
-      },
+      setPullRequest: async (c, pullRequest: TaskRecord["pullRequest"]) =>
+        guard(async () => {
+          auth.requireInternal(c, "setPullRequest");
+          const info = validate(TaskPullRequestSchema, pullRequest, "pull request");
+          const current = await readTaskRow(c);
+          const json = info ? JSON.stringify(info) : null;
+          if (!current || current.pullRequestJson === json) return;
+          await refreshTask(c, { pullRequestJson: json });
+          scheduleSummaryPush(c as unknown as Ctx);
+        }),
+
+      /** Commit uncommitted work and push the task branch to GitHub with a short-lived installation token. */
+      pushBranch: async (c, input: unknown) => guard(() => github.pushBranch(c as unknown as Ctx, input)),
+
+      /** Push, then open the task's pull request — or reuse the open one for its branch. */
+      openPullRequest: async (c, input: unknown) => guard(() => github.openPullRequest(c as unknown as Ctx, input)),
     },
 
     run: workflow(async (ctx) => {

@@ -35,6 +35,8 @@ export interface ProvisionDeps {
   runtime(): AgentRuntime;
   failCreateSandboxMarker?: string;
   logError(message: string, error: unknown): void;
+  /** Credentials for cloning `remoteUrl` (a GitHub App installation token minter), or null for anonymous. */
+  gitAccess?(remoteUrl: string): Promise<(() => Promise<string>) | null>;
 }
 
 export const FIRST_SESSION_ID = "session-1";
@@ -73,10 +75,16 @@ async function createSandbox(ctx: TaskCtx, deps: ProvisionDeps, step: StepContex
     if (existsSync(deps.failCreateSandboxMarker)) throw new KilnError("unavailable", "injected create-sandbox failure");
   }
   const provider = deps.provider(row.provider);
+  const accessToken = deps.gitAccess ? await deps.gitAccess(row.remoteUrl) : null;
   const handle = await provider.createOrGet(
     {
       name: sandboxNameForTask(row.taskId),
-      repo: { remoteUrl: row.remoteUrl, baseBranch: row.baseBranch, branch: row.branch },
+      repo: {
+        remoteUrl: row.remoteUrl,
+        baseBranch: row.baseBranch,
+        branch: row.branch,
+        ...(accessToken ? { accessToken } : {}),
+      },
       labels: { app: "kiln", org: row.orgId, task: row.taskId },
       env: deps.agentEnv,
     },

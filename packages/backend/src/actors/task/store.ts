@@ -233,6 +233,7 @@ export async function buildSummary(ctx: TaskCtx): Promise<TaskSummary | null> {
   if (!row) return null;
   const record = toTaskRecord(row);
   const sessionRows = await readSessions(ctx);
+  const sandboxRow = await readSandboxRow(ctx);
   return {
     orgId: record.orgId,
     taskId: record.taskId,
@@ -250,6 +251,7 @@ export async function buildSummary(ctx: TaskCtx): Promise<TaskSummary | null> {
     updatedAt: record.updatedAt,
     changedFiles: parseJson<ChangedFile[]>(row.changesJson, []).length,
     sessionCount: sessionRows.length,
+    sandboxState: sandboxRow ? (sandboxRow.state as SandboxInfo["state"]) : null,
   };
 }
 

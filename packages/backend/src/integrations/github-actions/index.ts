@@ -1,2 +1,3 @@
 export * from "./callbacks.ts";
 export * from "./dispatch.ts";
+export * from "./route.ts";

@@ -43,6 +43,8 @@ export type GitHubWebhookEvent = { deliveryId: string } & (
       /** added | removed */
       action: string;
       installationId: number;
+      /** The account the App is installed on (routes the event to its organization). */
+      account: GitHubAccount | null;
       repositorySelection: "all" | "selected" | null;
       added: WebhookRepo[];
       removed: WebhookRepo[];
@@ -199,6 +201,10 @@ const PayloadSchemas = {
   }),
 };
 
+function account(a: z.infer<typeof AccountSchema> | null | undefined): GitHubAccount | null {
+  return a ? { id: a.id, login: a.login ?? a.slug ?? String(a.id), type: a.type ?? "User" } : null;
+}
+
 function repo(r: z.infer<typeof RepoSchema>): WebhookRepo {
   const [owner = "", name = ""] = r.full_name.split("/", 2);
   return { id: r.id, fullName: r.full_name, owner, name, defaultBranch: r.default_branch ?? null };
@@ -250,13 +256,7 @@ export function normaliseWebhook(event: string, deliveryId: string, payload: unk
         deliveryId,
         action: p.action,
         installationId: p.installation.id,
-        account: p.installation.account
-          ? {
-              id: p.installation.account.id,
-              login: p.installation.account.login ?? p.installation.account.slug ?? String(p.installation.account.id),
-              type: p.installation.account.type ?? "User",
-            }
-          : null,
+        account: account(p.installation.account),
         repositorySelection: p.installation.repository_selection ?? null,
         repositories: (p.repositories ?? []).map(repo),
       };
@@ -268,6 +268,7 @@ export function normaliseWebhook(event: string, deliveryId: string, payload: unk
         deliveryId,
         action: p.action,
         installationId: p.installation.id,
+        account: account(p.installation.account),
         repositorySelection: p.repository_selection ?? p.installation.repository_selection ?? null,
         added: p.repositories_added.map(repo),
         removed: p.repositories_removed.map(repo),

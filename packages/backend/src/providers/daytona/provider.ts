@@ -5,11 +5,12 @@
 //
 // Auto-stop policy (Daytona's idle timer ignores processes inside the sandbox, so a long agent turn
 // would look "idle"): while a task is live the sandbox runs with autoStopInterval=0 (never stops on
-// its own). `release(name)` — called when the task goes idle/finished but the sandbox is kept —
-// re-enables auto-stop after DAYTONA_AUTO_STOP_MINUTES, and `reapOrphans` deletes sandboxes whose
-// task is gone. We chose this over refreshActivity() heartbeats: a missed heartbeat (sleeping
-// actor, backend restart) would silently stop a sandbox mid-task; a missed release only costs money
-// until the reaper runs. Any use of a stopped sandbox (exec, files, daemon) starts it again.
+// its own; idle between turns counts as live). `release(name)` — called when the task is archived
+// with its sandbox kept — re-enables auto-stop after DAYTONA_AUTO_STOP_MINUTES, and `reapOrphans`
+// (the maintenance actor's cron) deletes sandboxes whose task is gone. We chose this over
+// refreshActivity() heartbeats: a missed heartbeat (sleeping actor, backend restart) would silently
+// stop a sandbox mid-task; a missed release only costs money until the reaper runs. Any use of a
+// stopped sandbox (exec, files, daemon) starts it again. See research/decisions/0006-daytona-lifecycle.md.
 import { randomBytes, randomUUID } from "node:crypto";
 import path from "node:path";
 import type { Image, Sandbox } from "@daytonaio/sdk";
@@ -443,11 +444,12 @@ export class DaytonaProvider implements SandboxProvider {
   }
 
   /**
-   * Delete every app=kiln sandbox whose `task` label is not a live task. Sandboxes without a task
-   * label are left alone (not ours to judge). Returns the names deleted.
+   * Delete every app=kiln sandbox (matching `labels`, e.g. `{ org }`) whose `task` label is not a
+   * live task. Sandboxes without a task label are left alone (not ours to judge). Returns the names
+   * deleted.
    */
-  async reapOrphans(listLiveTaskIds: () => Promise<Iterable<string>>): Promise<string[]> {
-    const sandboxes = await this.listSandboxes({});
+  async reapOrphans(listLiveTaskIds: () => Promise<Iterable<string>>, labels: Record<string, string> = {}): Promise<string[]> {
+    const sandboxes = await this.listSandboxes(labels);
     // Read live tasks after listing: a task created in between is then still seen as live.
     const live = new Set(await listLiveTaskIds());
     const deleted: string[] = [];
@@ -471,7 +473,12 @@ export class DaytonaProvider implements SandboxProvider {
     }
     const { remoteUrl, baseBranch, branch } = spec.repo;
     ctx.progress(`cloning ${remoteUrl} at ${branch}`);
-    const creds = this.options.gitCredentials ? await this.options.gitCredentials(remoteUrl) : null;
+    // The task's own token (GitHub App installation / user token) wins over the provider-wide hook.
+    const creds: GitCredentials | null = spec.repo.accessToken
+      ? { username: "x-access-token", password: await spec.repo.accessToken() }
+      : this.options.gitCredentials
+        ? await this.options.gitCredentials(remoteUrl)
+        : null;
     const secretsDir = path.posix.join(await this.home(sandbox), ".kiln");
     const authFile = path.posix.join(secretsDir, `git-auth-${randomBytes(6).toString("hex")}`);
     if (creds) {

@@ -1,6 +1,7 @@
 // Runs the real sandbox-agent daemon binary (npm @sandbox-agent/cli-linux-x64) for a local sandbox.
 // The daemon is detached so it survives a backend crash; its pid and port live in a state file so a
 // replayed `ensure-agent` step finds it again instead of starting a second one.
+import { randomUUID } from "node:crypto";
 import { spawn } from "node:child_process";
 import { constants, openSync, closeSync } from "node:fs";
 import { access, chmod, copyFile, mkdir, readFile, rename, writeFile } from "node:fs/promises";
@@ -29,7 +30,7 @@ export async function resolveDaemonBinary(dataDir: string): Promise<string> {
       return target;
     } catch {
       await mkdir(path.dirname(target), { recursive: true });
-      const tmp = `${target}.${process.pid}.tmp`;
+      const tmp = `${target}.${randomUUID()}.tmp`;
       await copyFile(source, tmp);
       await chmod(tmp, 0o755);
       await rename(tmp, target);

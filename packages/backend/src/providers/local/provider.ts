@@ -7,6 +7,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { type ExecResult, KilnError } from "@kiln/shared";
 import { installScriptedAgentLauncher } from "../../agents/scripted-agent.ts";
+import { gitAuthEnv, pushBranch as pushWithToken } from "../../integrations/github/git.ts";
 import { createKeyedQueue } from "../../util/keyed-queue.ts";
 import { git, run, sleep } from "../../util/process.ts";
 import type {
@@ -82,18 +83,45 @@ export class LocalProvider implements SandboxProvider {
     };
   }
 
-  /** Bare clone of the remote, refreshed with a fetch; remote branches land in refs/remotes/origin. */
-  private async syncCache(remoteUrl: string, signal: AbortSignal): Promise<string> {
+  /**
+   * Bare clone of the remote, refreshed with a fetch; remote branches land in refs/remotes/origin. With
+   * `accessToken`, a fresh token reaches only the clone/fetch command's environment (gitAuthEnv): the
+   * cache's config and `origin` URL stay credential-free, and error text is redacted.
+   */
+  private async syncCache(remoteUrl: string, signal: AbortSignal, accessToken?: () => Promise<string>): Promise<string> {
     const cache = this.cacheDir(remoteUrl);
     return withRepoLock(cache, async () => {
+      let auth: { env?: Record<string, string>; redact?: string[] } = {};
+      if (accessToken) {
+        const token = await accessToken();
+        auth = {
+          env: gitAuthEnv(remoteUrl, token),
+          redact: [token, Buffer.from(`x-access-token:${token}`, "utf8").toString("base64")],
+        };
+      }
       if (!existsSync(path.join(cache, "HEAD"))) {
         await rm(cache, { recursive: true, force: true });
         await mkdir(this.reposDir, { recursive: true });
-        await git(["clone", "--bare", "--quiet", remoteUrl, cache], { signal });
+        await git(["clone", "--bare", "--quiet", remoteUrl, cache], { signal, ...auth });
         await git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], { cwd: cache });
       }
-      await git(["fetch", "--quiet", "--prune", "origin"], { cwd: cache, signal });
+      await git(["fetch", "--quiet", "--prune", "origin"], { cwd: cache, signal, ...auth });
       return cache;
+    });
+  }
+
+  /** Push the task branch from the worktree with a fresh token (see integrations/github/git.ts). */
+  async pushBranch(
+    handle: SandboxHandle,
+    options: { remoteUrl: string; branch: string; accessToken: () => Promise<string>; timeoutMs?: number },
+  ): Promise<{ sha: string }> {
+    const token = await options.accessToken();
+    return pushWithToken({
+      cwd: handle.workdir,
+      remoteUrl: options.remoteUrl,
+      branch: options.branch,
+      token,
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     });
   }
 
@@ -108,7 +136,7 @@ export class LocalProvider implements SandboxProvider {
       await sleep(this.options.createDelayMs, ctx.signal);
     }
     ctx.progress(`fetching ${spec.repo.remoteUrl}`);
-    const cache = await this.syncCache(spec.repo.remoteUrl, ctx.signal);
+    const cache = await this.syncCache(spec.repo.remoteUrl, ctx.signal, spec.repo.accessToken);
     const workdir = this.workdir(spec.name);
     await mkdir(this.dir(spec.name), { recursive: true });
 

@@ -1,0 +1,112 @@
+// The client as an outside program uses it: against a real backend process, register a local repo,
+// create 20 tasks at once, watch every task's four steps finish in order through subscribeTask, and read
+// the scripted agent's reply. Also: a subscription survives a backend restart without losing events.
+import { DEFAULT_ORG_ID, PROVISION_STEPS, type TaskDetail } from "@kiln/shared";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { type Backend, makeGitRepo, startBackend } from "../../backend/test/harness.ts";
+import { type KilnClient, createKilnClient } from "../src/index.ts";
+
+const org = DEFAULT_ORG_ID;
+let backend: Backend;
+let client: KilnClient;
+
+beforeAll(async () => {
+  backend = await startBackend();
+  client = createKilnClient({ endpoint: backend.url });
+}, 90_000);
+
+afterAll(async () => {
+  await client?.dispose();
+  await backend?.destroy();
+});
+
+/** Every distinct step state seen through the subscription, in arrival order. */
+function follow(taskId: string, timeoutMs: number) {
+  const transitions: string[] = [];
+  return new Promise<{ detail: TaskDetail; transitions: string[] }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`task ${taskId} timed out; saw ${transitions.join(", ")}`)), timeoutMs);
+    const sub = client.subscribeTask(org, taskId, {
+      onChange: (d) => {
+        for (const s of d.steps) {
+          const mark = `${s.step}:${s.state}`;
+          if (s.state !== "pending" && !transitions.includes(mark)) transitions.push(mark);
+        }
+        const reply = d.transcript.filter((e) => e.kind === "agent_message").map((e) => e.text).join("");
+        if (d.task.status === "idle" && reply.includes(d.task.prompt)) {
+          clearTimeout(timer);
+          sub.unsubscribe();
+          resolve({ detail: d, transitions });
+        } else if (d.task.status === "error") {
+          clearTimeout(timer);
+          sub.unsubscribe();
+          reject(new Error(`task failed: ${d.task.error}`));
+        }
+      },
+      onError: (e) => reject(e),
+    });
+  });
+}
+
+test("20 tasks: each one's four steps finish in order and the agent answers", async () => {
+  const repo = await client.addRepo(org, { remoteUrl: makeGitRepo() });
+  const tasks = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => client.createTask(org, { repoId: repo.repoId, prompt: `parallel task number ${i}` })),
+  );
+  const results = await Promise.all(tasks.map((t) => follow(t.taskId, 150_000)));
+  for (const { detail, transitions } of results) {
+    // Running and done of each step, strictly in workflow order (a gap could skip "running", never reorder).
+    const done = transitions.filter((m) => m.endsWith(":done")).map((m) => m.split(":")[0]);
+    expect(done).toEqual([...PROVISION_STEPS]);
+    for (const step of PROVISION_STEPS) {
+      const running = transitions.indexOf(`${step}:running`);
+      if (running !== -1) expect(running).toBeLessThan(transitions.indexOf(`${step}:done`));
+    }
+    expect(detail.steps.every((s) => s.finishedAt !== null && s.startedAt !== null)).toBe(true);
+  }
+  const branches = new Set(results.map((r) => r.detail.task.branch));
+  expect(branches.size).toBe(20); // unique per repo
+  for (const t of tasks) await client.archiveTask(org, { taskId: t.taskId });
+}, 240_000);
+
+test("a subscription keeps working across a backend restart, with no lost or duplicate events", async () => {
+  const repo = await client.addRepo(org, { remoteUrl: makeGitRepo() });
+  const task = await client.createTask(org, { repoId: repo.repoId, prompt: "before restart" });
+  await follow(task.taskId, 60_000);
+
+  const seen: TaskDetail[] = [];
+  const states: string[] = [];
+  const sub = client.subscribeTask(org, task.taskId, {
+    onChange: (d) => seen.push(d),
+    onConnectionChange: (s) => states.push(s),
+  });
+  await expect.poll(() => seen.length, { timeout: 20_000 }).toBeGreaterThan(0);
+
+  const { dataDir, enginePort } = backend;
+  await backend.stop();
+  const port = Number(new URL(backend.url).port);
+  backend = await startBackend({ dataDir, enginePort, port });
+
+  await client.sendMessage(org, { taskId: task.taskId, sessionId: "session-1", text: "after restart" });
+  await expect
+    .poll(
+      () =>
+        seen
+          .at(-1)
+          ?.transcript.filter((e) => e.kind === "agent_message")
+          .map((e) => e.text)
+          .join("")
+          .includes("after restart") && seen.at(-1)?.task.status === "idle",
+      { timeout: 60_000, interval: 200 },
+    )
+    .toBe(true);
+  sub.unsubscribe();
+
+  // The subscribed view equals a fresh read: nothing lost, nothing applied twice.
+  const fresh = await client.getTask(org, task.taskId);
+  const last = seen.at(-1)!;
+  expect(last.transcript).toEqual(fresh.transcript);
+  expect(last.history).toEqual(fresh.history);
+  const keys = last.transcript.map((e) => `${e.sessionId}#${e.eventIndex}`);
+  expect(new Set(keys).size).toBe(keys.length);
+  expect(states).toContain("reconnecting");
+}, 180_000);
