@@ -43,7 +43,7 @@ export type OrgEventBody = z.infer<typeof OrgEventBodySchema>;
 export type OrgEvent = OrgEventBody & { seq: number };
 
 /** Replace the item matching `same`, or append. Keeps arrays immutable for React. */
-function upsert<T>(list: T[], item: T, same: (a: T) => boolean): T[] {
+export function upsert<T>(list: T[], item: T, same: (a: T) => boolean): T[] {
   const index = list.findIndex(same);
   if (index === -1) return [...list, item];
   const next = list.slice();

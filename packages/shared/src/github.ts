@@ -10,6 +10,7 @@ import {
   RepoIdSchema,
   TaskIdSchema,
 } from "./domain.ts";
+import { upsert } from "./events.ts";
 
 export const GITHUB_EVENT_NAME = "githubEvent";
 
@@ -99,14 +100,6 @@ export const GitHubEventBodySchema = z.discriminatedUnion("type", [
 ]);
 export type GitHubEventBody = z.infer<typeof GitHubEventBodySchema>;
 export type GitHubEvent = GitHubEventBody & { seq: number };
-
-function upsert<T>(list: T[], item: T, same: (a: T) => boolean): T[] {
-  const index = list.findIndex(same);
-  if (index === -1) return [...list, item];
-  const next = list.slice();
-  next[index] = item;
-  return next;
-}
 
 /** Fold one github event into a snapshot. Pure; the caller has checked `seq`. */
 export function applyGitHubEvent(snapshot: GitHubSnapshot, event: GitHubEvent): GitHubSnapshot {

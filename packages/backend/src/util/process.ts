@@ -88,16 +88,23 @@ export function git(args: string[], options: RunOptions = {}): Promise<ExecResul
   });
 }
 
+/** The abort reason when it is an Error, else a `timeout` KilnError. */
+export function abortError(signal?: AbortSignal): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : new KilnError("timeout", "operation aborted");
+}
+
+/** Resolve after `ms`, or reject as soon as `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason ?? new Error("aborted"));
+    if (signal?.aborted) return reject(abortError(signal));
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
     }, ms);
     const onAbort = () => {
       clearTimeout(timer);
-      reject(signal?.reason ?? new Error("aborted"));
+      reject(abortError(signal));
     };
     signal?.addEventListener("abort", onAbort, { once: true });
   });

@@ -170,6 +170,16 @@ async function emitOrg(c: OrgCtx, body: OrgEventBody): Promise<void> {
   if (seq !== undefined) c.broadcast(ORG_EVENT_NAME, { ...body, seq });
 }
 
+/** Insert a repository (first registration wins for the same id) and announce it. */
+async function saveRepo(c: OrgCtx, row: typeof schema.repos.$inferInsert): Promise<RepoRecord> {
+  await c.db.insert(schema.repos).values(row).onConflictDoNothing();
+  const [saved] = await c.db.select().from(schema.repos).where(eq(schema.repos.repoId, row.repoId));
+  if (!saved) throw new KilnError("internal", "repository was not saved");
+  const record = toRepoRecord(saved);
+  await emitOrg(c, { type: "repo", repo: record });
+  return record;
+}
+
 /** Ask the remote which branch HEAD points to; proves the URL is reachable before we store it. */
 async function detectDefaultBranch(remoteUrl: string): Promise<string> {
   const result = await run("git", ["ls-remote", "--symref", remoteUrl, "HEAD"], {
@@ -245,12 +255,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
             defaultAgent: data.defaultAgent ?? deps.config.KILN_DEFAULT_AGENT,
             createdAt: Date.now(),
           };
-          await c.db.insert(schema.repos).values(row).onConflictDoNothing();
-          const [saved] = await c.db.select().from(schema.repos).where(eq(schema.repos.repoId, row.repoId));
-          if (!saved) throw new KilnError("internal", "repository was not saved");
-          const record = toRepoRecord(saved);
-          await emitOrg(c, { type: "repo", repo: record });
-          return record;
+          return saveRepo(c, row);
         }),
 
       listRepos: async (c): Promise<RepoRecord[]> =>
@@ -445,12 +450,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
             defaultAgent: data.defaultAgent ?? deps.config.KILN_DEFAULT_AGENT,
             createdAt: Date.now(),
           };
-          await c.db.insert(schema.repos).values(row).onConflictDoNothing();
-          const [saved] = await c.db.select().from(schema.repos).where(eq(schema.repos.repoId, row.repoId));
-          if (!saved) throw new KilnError("internal", "repository was not saved");
-          const record = toRepoRecord(saved);
-          await emitOrg(c, { type: "repo", repo: record });
-          return record;
+          return saveRepo(c, row);
         }),
 
       /** Internal (github-state): the task working on `branch` of the repo at `remoteUrl`, if any. */

@@ -30,6 +30,7 @@ import type {
 import type { DaytonaProviderConfig } from "./config.ts";
 import { daytonaCall, isNotFound, toKilnError } from "./errors.ts";
 import { shQuote, wrapScript } from "./shell.ts";
+import { abortError, sleep } from "../../util/process.ts";
 
 export const KILN_APP_LABEL = { app: "kiln" } as const;
 export const DAEMON_SESSION = "kiln-daemon";
@@ -79,26 +80,6 @@ const TRANSIENT_UP_STATES = new Set<string>([
   SandboxState.RESIZING,
 ]);
 const GONE_STATES = new Set<string>([SandboxState.DESTROYED, SandboxState.DESTROYING]);
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function abortError(signal?: AbortSignal): Error {
-  const reason: unknown = signal?.reason;
-  return reason instanceof Error ? reason : new KilnError("timeout", "operation aborted");
-}
 
 export class DaytonaProvider implements SandboxProvider {
   readonly id = "daytona" as const;
