@@ -11,7 +11,7 @@ import { buildProviders } from "./providers/index.ts";
 import { makeRegistry } from "./registry.ts";
 import { createServer } from "./server.ts";
 import { setNativeEnv } from "./util/native-env.ts";
-import { terminate } from "./util/process.ts";
+import { isProcessAlive, sleep, terminate } from "./util/process.ts";
 
 const config = loadConfig();
 const started = Date.now();
@@ -48,6 +48,40 @@ const registry = makeRegistry(deps, {
   poolName: config.KILN_POOL,
   logLevel: config.RIVET_LOG_LEVEL,
 });
+/** Pid of the embedded engine this data dir last ran, if that process is still alive. */
+function recordedEnginePid(): number | null {
+  try {
+    const runtime = JSON.parse(readFileSync(path.join(engineDir, ".rivetkit/var/engine/runtime.json"), "utf8"));
+    return typeof runtime.pid === "number" && isProcessAlive(runtime.pid) ? runtime.pid : null;
+  } catch {
+    return null; // never started here
+  }
+}
+
+/**
+ * An engine left by an earlier run of this instance is reused by RivetKit when it answers /health. Right
+ * after a stop it can be busy for a while; RivetKit would then start a second engine on the same
+ * database, which fails. So wait for the old one to answer, and replace it only if it never does.
+ */
+async function settleLeftoverEngine(): Promise<void> {
+  const pid = recordedEnginePid();
+  if (!pid || config.KILN_ENGINE_ENDPOINT) return;
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${engineEndpoint}/health`, { signal: AbortSignal.timeout(1000) });
+      if (response.ok) return;
+    } catch {
+      // not answering yet
+    }
+    if (!isProcessAlive(pid)) return;
+    await sleep(250);
+  }
+  console.error(`[kiln] the engine left by an earlier run (pid ${pid}) never became healthy; replacing it`);
+  await terminate(pid, 5000);
+}
+
+await settleLeftoverEngine();
 await registry.startAndWait();
 
 const defaultDist = fileURLToPath(new URL("../../frontend/dist", import.meta.url));
@@ -86,14 +120,11 @@ async function shutdown(signal: string) {
     new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
   ]);
   if (!closed) console.error("[kiln] sandbox providers did not close within 5 s");
-  // The embedded engine outlives its parent by design; stop ours unless asked to keep it.
-  if (!config.KILN_ENGINE_ENDPOINT && process.env.KILN_KEEP_ENGINE !== "1") {
-    try {
-      const runtime = JSON.parse(readFileSync(path.join(engineDir, ".rivetkit/var/engine/runtime.json"), "utf8"));
-      if (typeof runtime.pid === "number") await terminate(runtime.pid, 5000);
-    } catch (error) {
-      console.error("[kiln] could not stop the engine:", errorMessage(error));
-    }
+  // The embedded engine outlives the backend by RivetKit's design (the next start reuses it), and it must
+  // not stop before the actors above have drained their writes into it.
+  const enginePid = recordedEnginePid();
+  if (!config.KILN_ENGINE_ENDPOINT && enginePid) {
+    console.log(`[kiln] the embedded engine (pid ${enginePid}) keeps running for a fast restart; stop it with: kill ${enginePid}`);
   }
   process.exit(0);
 }

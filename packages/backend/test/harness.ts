@@ -65,6 +65,8 @@ export interface Backend {
   crash(): Promise<void>;
   /** SIGTERM and wait for exit. */
   stop(): Promise<void>;
+  /** SIGKILL the embedded engine (it outlives the backend by design). */
+  killEngine(): void;
   /** Kill the engine too and remove the data dir. */
   destroy(): Promise<void>;
 }
@@ -153,6 +155,7 @@ export async function startBackend(options: BackendOptions = {}): Promise<Backen
       await exited;
     },
     stop,
+    killEngine,
     async destroy() {
       await stop();
       killEngine();

@@ -98,6 +98,9 @@ export function toKilnError(error: unknown): KilnError {
 const asCallbacks = <T>(cb: SubscriptionCallbacks<T> | ((value: T) => void)): SubscriptionCallbacks<T> =>
   typeof cb === "function" ? { onChange: cb } : cb;
 
+/** How long one connection attempt may take before a Topic gives up on it and opens a new one. */
+const OPEN_DEADLINE_MS = 10_000;
+
 /** One realtime topic: a connection, a folded value, and the listeners sharing it (ref-counted). */
 class Topic<Value extends { seq: number }, Event extends { seq: number }> {
   private value: Value | null = null;
@@ -107,6 +110,9 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
   private state: ConnectionState = "connecting";
   private conn: ActorConn | null = null;
   private closed = false;
+  private generation = 0;
+  private attempts = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly open: () => Promise<ActorConn>,
@@ -118,26 +124,63 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
     void this.start();
   }
 
+  /** Open a connection; every failure or close leads to a fresh connection after a backoff. */
   private async start() {
+    const generation = ++this.generation;
+    const current = () => generation === this.generation && !this.closed;
     try {
       const conn = await this.open();
-      if (this.closed) {
+      if (!current()) {
         await conn.dispose();
         return;
       }
       this.conn = conn;
-      conn.on(this.eventName, (payload) => this.onEvent(payload as Event));
+      // An attempt can hang without any callback (seen after an engine restart): give each one a deadline.
+      const openDeadline = setTimeout(() => {
+        if (current() && this.state !== "connected") this.reconnect(true);
+      }, OPEN_DEADLINE_MS);
+      conn.on(this.eventName, (payload) => {
+        if (current()) this.onEvent(payload as Event);
+      });
       conn.onOpen(() => {
+        clearTimeout(openDeadline);
+        if (!current()) return;
+        this.attempts = 0;
         this.setState("connected");
         void this.resync();
       });
       conn.onClose(() => {
-        if (!this.closed) this.setState("reconnecting");
+        if (current()) this.reconnect();
       });
-      conn.onError((error) => this.fail(error));
+      conn.onError((error) => {
+        if (!current()) return;
+        this.fail(error);
+        this.reconnect();
+      });
     } catch (error) {
+      if (!current()) return;
       this.fail(error);
+      this.reconnect();
     }
+  }
+
+  /**
+   * RivetKit's own reconnect can give up after "Failed to open connection" (seen across a backend restart),
+   * so a Topic replaces the connection itself: 250 ms, doubling, at most 5 s between attempts.
+   */
+  private reconnect(force = false) {
+    if (this.closed || this.reconnectTimer) return;
+    if (this.state === "reconnecting" && !force && this.conn === null) return;
+    this.setState("reconnecting");
+    const delay = Math.min(5000, 250 * 2 ** this.attempts++);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      const old = this.conn;
+      this.conn = null;
+      this.generation++; // callbacks of the old connection are ignored from here on
+      if (old) void old.dispose().catch((error: unknown) => console.error("[kiln] closing a stale connection", error));
+      void this.start();
+    }, delay);
   }
 
   private fail(error: unknown) {
@@ -206,6 +249,7 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
         this.listeners.delete(callbacks);
         if (this.listeners.size === 0) {
           this.closed = true;
+          if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
           this.onEmpty();
           if (this.conn) void this.conn.dispose().catch((error: unknown) => console.error("[kiln] closing subscription", error));
         }
@@ -291,7 +335,19 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
   const orgConn = (orgId: string): Promise<ActorConn> => {
     let conn = orgConns.get(orgId);
     if (!conn) {
-      conn = rawClient().then((c) => c.organization.getOrCreate(orgKey(orgId)).connect());
+      const opening = rawClient().then((c) => {
+        const opened = c.organization.getOrCreate(orgKey(orgId)).connect();
+        // A closed or failed connection is replaced on the next call (RivetKit's own retry can give up).
+        const drop = () => {
+          if (orgConns.get(orgId) !== opening) return;
+          orgConns.delete(orgId);
+          void opened.dispose().catch((error: unknown) => console.error("[kiln] closing a stale connection", error));
+        };
+        opened.onClose(drop);
+        opened.onError(drop);
+        return opened;
+      });
+      conn = opening;
       orgConns.set(orgId, conn);
       conn.then(undefined, () => orgConns.delete(orgId));
     }

@@ -1,5 +1,6 @@
 // Child processes with deadlines and bounded output. Arguments are always arrays: no shell injection.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { KilnError, type ExecResult } from "@kiln/shared";
 
 export interface RunOptions {
@@ -123,12 +124,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** True while the process runs. A zombie (exited, not yet reaped by its parent) counts as gone. */
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  if (pid < 0) return true; // a process group: signal 0 reached a member
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ..."; comm may contain spaces, so read after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false; // gone between the two checks
   }
 }
 

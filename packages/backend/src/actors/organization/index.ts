@@ -75,13 +75,18 @@ const taskHandle = (c: OrgCtx, taskId: string): TaskHandle => taskAccessor(c).ge
  * through (seen ~1 in 60 on 2 busy cores). Then converge through the idempotent path: getOrCreate with
  * the same input and `initialize`, which returns the existing record or bootstraps a new one.
  */
-async function createTaskActor(c: OrgCtx, key: string[], input: unknown): Promise<void> {
+async function createTaskActor(
+  c: OrgCtx & { log: { warn(o: Record<string, unknown>): void } },
+  key: string[],
+  input: unknown,
+): Promise<void> {
   let lastError: unknown;
   try {
     await withDeadline("creating the task actor", 15_000, () => taskAccessor(c).create(key, { input, ...internalOpts() }));
     return;
   } catch (error) {
     lastError = error;
+    c.log.warn({ msg: "task actor create failed; converging through getOrCreate", key: key.join("/"), error: errorMessage(error) });
   }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -91,6 +96,7 @@ async function createTaskActor(c: OrgCtx, key: string[], input: unknown): Promis
       return;
     } catch (error) {
       lastError = error;
+      c.log.warn({ msg: "task actor getOrCreate failed", key: key.join("/"), attempt, error: errorMessage(error) });
     }
   }
   throw lastError;

@@ -378,7 +378,13 @@ export function makeTaskActor(deps: BackendDeps) {
     onCreate: async (c, input: InitializeTaskInput) => {
       // `create` skips onBeforeConnect: only the organization (holding the key's create proof) may create tasks.
       auth.requireCreateProof(c.key, input);
-      await bootstrap(c, validate(InitializeTaskSchema, input, "task"));
+      try {
+        await bootstrap(c, validate(InitializeTaskSchema, input, "task"));
+      } catch (error) {
+        // RivetKit reports a failed onCreate to the creator only as "internal error": keep the cause.
+        c.log.error({ msg: "task bootstrap failed", error: errorMessage(error) });
+        throw error;
+      }
     },
 
     onWake: async (c) => {

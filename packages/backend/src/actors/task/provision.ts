@@ -100,7 +100,8 @@ async function createSandbox(ctx: TaskCtx, deps: ProvisionDeps, step: StepContex
     state: "running",
     labelsJson: JSON.stringify(handle.labels),
     // Per-sandbox daemon token, generated once: a replayed step must reuse it for the running daemon.
-    daemonToken: existing?.daemonToken ?? randomBytes(24).toString("base64url"),
+    // Hex: never starts with "-" (the daemon's CLI would read that as a flag).
+    daemonToken: existing?.daemonToken ?? randomBytes(24).toString("hex"),
   };
   if (existing) await ctx.db.update(schema.sandbox).set(values).where(eq(schema.sandbox.id, 1));
   else await ctx.db.insert(schema.sandbox).values(values);

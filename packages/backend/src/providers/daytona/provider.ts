@@ -639,7 +639,7 @@ export class DaytonaProvider implements SandboxProvider {
     // The daemon runs in the background of a dedicated session (runAsync); `exec` keeps $! = its pid.
     const command =
       `(cd ${shQuote(handle.workdir)} && . ${shQuote(envFile)} && rm -f ${shQuote(envFile)} && ` +
-      `exec sandbox-agent server --host 0.0.0.0 --port ${this.port} --token "$KILN_DAEMON_TOKEN" --no-telemetry) ` +
+      `exec sandbox-agent server --host 0.0.0.0 --port ${this.port} --token="$KILN_DAEMON_TOKEN" --no-telemetry) ` +
       `> ${shQuote(logFile)} 2>&1 & echo $! > ${shQuote(pidFile)}; wait $!`;
     const started = await daytonaCall("start daemon", () =>
       sandbox.process.executeSessionCommand(DAEMON_SESSION, { command, runAsync: true }),

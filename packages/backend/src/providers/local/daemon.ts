@@ -111,7 +111,8 @@ export async function ensureLocalDaemon(options: LocalDaemonOptions): Promise<{ 
   const log = openSync(logPath, "a");
   const child = spawn(
     options.binary,
-    ["server", "--host", "127.0.0.1", "--port", String(port), "--token", options.token, "--no-telemetry"],
+    // `--token=<value>`: a value starting with "-" must not be parsed as a flag.
+    ["server", "--host", "127.0.0.1", "--port", String(port), `--token=${options.token}`, "--no-telemetry"],
     {
       detached: true,
       stdio: ["ignore", log, log],
