@@ -242,7 +242,7 @@ export class AgentRuntime {
         toolCallId: request.toolCall?.toolCallId ?? null,
       },
     });
-    await updateSession(this.deps.ctx, sessionId, { status: "needs_input" });
+    await updateSession(this.deps.ctx, sessionId, { status: "needs_input" }, ["running"]);
     await refreshTask(this.deps.ctx);
   }
 
@@ -258,7 +258,8 @@ export class AgentRuntime {
       text: reply === "reject" ? "Rejected" : "Allowed",
       data: { permissionId, reply },
     });
-    await updateSession(this.deps.ctx, sessionId, { status: this.runningTurns.has(sessionId) ? "running" : "ready" });
+    // Back to running only if still waiting: the turn may already have ended (and set `ready`) meanwhile.
+    await updateSession(this.deps.ctx, sessionId, { status: "running" }, ["needs_input"]);
     await refreshTask(this.deps.ctx);
   }
 

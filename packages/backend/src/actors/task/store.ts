@@ -17,7 +17,7 @@ import {
   currentStepOf,
   deriveTaskStatus,
 } from "@kiln/shared";
-import { asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { InferDatabaseClient } from "rivetkit/db";
 import { db } from "rivetkit/db/drizzle";
 import { createKeyedQueue } from "../../util/keyed-queue.ts";
@@ -304,15 +304,20 @@ export function appendTranscript(ctx: TaskCtx, item: TranscriptAppend): Promise<
   });
 }
 
+/** Update a session (only while its status is one of `onlyIfStatus`, when given: atomic in SQL). */
 export async function updateSession(
   ctx: TaskCtx,
   sessionId: string,
   patch: Partial<typeof schema.sessions.$inferInsert>,
+  onlyIfStatus?: SessionRecord["status"][],
 ): Promise<SessionRecord | null> {
+  const match = onlyIfStatus
+    ? and(eq(schema.sessions.sessionId, sessionId), inArray(schema.sessions.status, onlyIfStatus))
+    : eq(schema.sessions.sessionId, sessionId);
   const rows = await ctx.db
     .update(schema.sessions)
     .set({ ...patch, updatedAt: Date.now() })
-    .where(eq(schema.sessions.sessionId, sessionId))
+    .where(match)
     .returning();
   const row = rows[0];
   if (!row) return null;
