@@ -146,7 +146,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // dispose() can take ~2 s per connection (DELETE /v1/acp never answers); bound it anyway.
-  if (sdk) await withTimeout(sdk.dispose(), 10_000, "dispose").catch(() => {});
+  // A slow dispose must not stop the daemon cleanup below, but it is reported.
+  if (sdk) {
+    await withTimeout(sdk.dispose(), 10_000, "dispose").catch((error: unknown) =>
+      console.error("[test] disposing the sandbox-agent client:", error),
+    );
+  }
   if (daemon && daemon.exitCode === null) {
     const exited = new Promise((r) => daemon!.once("exit", r));
     daemon.kill("SIGTERM");
