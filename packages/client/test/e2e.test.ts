@@ -1,10 +1,11 @@
 // The client as an outside program uses it: against a real backend process, register a local repo,
 // create 20 tasks at once, watch every task's four steps finish in order through subscribeTask, and read
 // the scripted agent's reply.
-import { DEFAULT_ORG_ID, PROVISION_STEPS, type TaskDetail } from "@kiln/shared";
+import { DEFAULT_ORG_ID, PROVISION_STEPS } from "@kiln/shared";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { type Backend, makeGitRepo, startBackend } from "../../backend/test/harness.ts";
 import { type KilnClient, createKilnClient } from "../src/index.ts";
+import { follow } from "./follow.ts";
 
 const org = DEFAULT_ORG_ID;
 let backend: Backend;
@@ -20,39 +21,12 @@ afterAll(async () => {
   await backend?.destroy();
 });
 
-/** Every distinct step state seen through the subscription, in arrival order. */
-function follow(taskId: string, timeoutMs: number) {
-  const transitions: string[] = [];
-  return new Promise<{ detail: TaskDetail; transitions: string[] }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`task ${taskId} timed out; saw ${transitions.join(", ")}`)), timeoutMs);
-    const sub = client.subscribeTask(org, taskId, {
-      onChange: (d) => {
-        for (const s of d.steps) {
-          const mark = `${s.step}:${s.state}`;
-          if (s.state !== "pending" && !transitions.includes(mark)) transitions.push(mark);
-        }
-        const reply = d.transcript.filter((e) => e.kind === "agent_message").map((e) => e.text).join("");
-        if (d.task.status === "idle" && reply.includes(d.task.prompt)) {
-          clearTimeout(timer);
-          sub.unsubscribe();
-          resolve({ detail: d, transitions });
-        } else if (d.task.status === "error") {
-          clearTimeout(timer);
-          sub.unsubscribe();
-          reject(new Error(`task failed: ${d.task.error}`));
-        }
-      },
-      onError: (e) => reject(e),
-    });
-  });
-}
-
 test("20 tasks: each one's four steps finish in order and the agent answers", async () => {
   const repo = await client.addRepo(org, { remoteUrl: makeGitRepo() });
   const tasks = await Promise.all(
     Array.from({ length: 20 }, (_, i) => client.createTask(org, { repoId: repo.repoId, prompt: `parallel task number ${i}` })),
   );
-  const results = await Promise.all(tasks.map((t) => follow(t.taskId, 150_000)));
+  const results = await Promise.all(tasks.map((t) => follow(client, t.taskId, 150_000)));
   for (const { detail, transitions } of results) {
     // Running and done of each step, strictly in workflow order (a gap could skip "running", never reorder).
     const done = transitions.filter((m) => m.endsWith(":done")).map((m) => m.split(":")[0]);

@@ -4,6 +4,7 @@ import { DEFAULT_ORG_ID, type TaskDetail } from "@kiln/shared";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { type Backend, makeGitRepo, startBackend } from "../../backend/test/harness.ts";
 import { type KilnClient, createKilnClient } from "../src/index.ts";
+import { follow } from "./follow.ts";
 
 const org = DEFAULT_ORG_ID;
 let backend: Backend;
@@ -19,37 +20,10 @@ afterAll(async () => {
   await backend?.destroy();
 });
 
-/** Every distinct step state seen through the subscription, in arrival order. */
-function follow(taskId: string, timeoutMs: number) {
-  const transitions: string[] = [];
-  return new Promise<{ detail: TaskDetail; transitions: string[] }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`task ${taskId} timed out; saw ${transitions.join(", ")}`)), timeoutMs);
-    const sub = client.subscribeTask(org, taskId, {
-      onChange: (d) => {
-        for (const s of d.steps) {
-          const mark = `${s.step}:${s.state}`;
-          if (s.state !== "pending" && !transitions.includes(mark)) transitions.push(mark);
-        }
-        const reply = d.transcript.filter((e) => e.kind === "agent_message").map((e) => e.text).join("");
-        if (d.task.status === "idle" && reply.includes(d.task.prompt)) {
-          clearTimeout(timer);
-          sub.unsubscribe();
-          resolve({ detail: d, transitions });
-        } else if (d.task.status === "error") {
-          clearTimeout(timer);
-          sub.unsubscribe();
-          reject(new Error(`task failed: ${d.task.error}`));
-        }
-      },
-      onError: (e) => reject(e),
-    });
-  });
-}
-
 test("a subscription keeps working across a backend restart, with no lost or duplicate events", async () => {
   const repo = await client.addRepo(org, { remoteUrl: makeGitRepo() });
   const task = await client.createTask(org, { repoId: repo.repoId, prompt: "before restart" });
-  await follow(task.taskId, 60_000);
+  await follow(client, task.taskId, 60_000);
 
   const seen: TaskDetail[] = [];
   const states: string[] = [];
