@@ -9,7 +9,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Daytona, DaytonaNotFoundError } from "@daytonaio/sdk";
+import { Daytona } from "@daytonaio/sdk";
 import { KilnError } from "@kiln/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -22,7 +22,7 @@ import { GitHubWorkflowDispatcher } from "../../src/integrations/github-actions/
 import { DaytonaProvider, type DaytonaProviderOptions } from "../../src/providers/daytona/provider.ts";
 import type { SandboxSpec, StepContext } from "../../src/providers/types.ts";
 import { FakeDaytona } from "./fake-daytona.ts";
-import { REPO_ROOT, SANDBOX_AGENT_BIN, makeRemoteRepo } from "./helpers.ts";
+import { REPO_ROOT, SANDBOX_AGENT_BIN, makeRemoteRepo, workflowGetOrCreate } from "./helpers.ts";
 
 const execFileP = promisify(execFile);
 const SECRET = "whsec-test-0123456789";
@@ -284,35 +284,11 @@ describe("provider create modes via GitHub Actions", () => {
 
   /** What create-sandbox.yml does: get-or-create by name with the CLI, then the callback block. */
   async function runWorkflow(inputs: Record<string, string>): Promise<void> {
-    let sandboxId = "";
-    let status = "created";
-    let errorText = "";
-    try {
-      if (failNextRun.value) throw new Error(failNextRun.value);
-      const name = inputs.sandbox_name ?? "";
-      const existing = await workflowDaytona.get(name).then(
-        (s) => s,
-        (e: unknown) => {
-          if (e instanceof DaytonaNotFoundError) return null; // 404: create it (the workflow's lookup step)
-          throw e;
-        },
-      );
-      const sandbox =
-        existing ??
-        (await workflowDaytona.create(
-          {
-            name,
-            snapshot: inputs.snapshot ?? "",
-            labels: JSON.parse(inputs.labels ?? "{}") as Record<string, string>,
-            autoStopInterval: Number(inputs.auto_stop_minutes ?? "0"),
-          },
-          { timeout: 30 },
-        ));
-      sandboxId = sandbox.id;
-    } catch (error) {
-      status = "failed";
-      errorText = error instanceof Error ? error.message : String(error);
-    }
+    const result = failNextRun.value
+      ? { sandboxId: "", status: "failed" as const, error: failNextRun.value }
+      : await workflowGetOrCreate(workflowDaytona, inputs);
+    const { sandboxId, status } = result;
+    const errorText = result.error ?? "";
     await runCallbackScript({
       REQUEST_ID: inputs.request_id ?? "",
       SANDBOX_ID: sandboxId,

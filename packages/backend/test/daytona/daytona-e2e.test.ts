@@ -6,14 +6,14 @@
 // destroy one / destroy all.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Daytona, DaytonaNotFoundError } from "@daytonaio/sdk";
+import { Daytona } from "@daytonaio/sdk";
 import { type KilnClient, createKilnClient } from "@kiln/client";
 import { DEFAULT_ORG_ID, PROVISION_STEPS, type RepoRecord, type TaskDetail } from "@kiln/shared";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { signActionsCallback } from "../../src/integrations/github-actions/callbacks.ts";
 import { type Backend, freePort, makeGitRepo, startBackend, waitFor } from "../harness.ts";
 import { FakeDaytona } from "./fake-daytona.ts";
-import { SANDBOX_AGENT_BIN } from "./helpers.ts";
+import { SANDBOX_AGENT_BIN, workflowGetOrCreate } from "./helpers.ts";
 
 const org = DEFAULT_ORG_ID;
 const API_KEY = "e2e-daytona-key";
@@ -49,34 +49,7 @@ async function startFakeGitHub(): Promise<FakeGitHub> {
   const callbackReplies: FakeGitHub["callbackReplies"] = [];
   const runs: Promise<void>[] = [];
   const runWorkflow = async (inputs: Record<string, string>) => {
-    let sandboxId = "";
-    let status: "created" | "failed" = "created";
-    let error: string | undefined;
-    try {
-      const name = inputs.sandbox_name ?? "";
-      const existing = await sdk.get(name).then(
-        (s) => s,
-        (e: unknown) => {
-          if (e instanceof DaytonaNotFoundError) return null;
-          throw e;
-        },
-      );
-      const sandbox =
-        existing ??
-        (await sdk.create(
-          {
-            name,
-            snapshot: inputs.snapshot ?? "",
-            labels: JSON.parse(inputs.labels ?? "{}") as Record<string, string>,
-            autoStopInterval: Number(inputs.auto_stop_minutes ?? "0"),
-          },
-          { timeout: 30 },
-        ));
-      sandboxId = sandbox.id;
-    } catch (e) {
-      status = "failed";
-      error = e instanceof Error ? e.message : String(e);
-    }
+    const { sandboxId, status, error } = await workflowGetOrCreate(sdk, inputs);
     const raw = JSON.stringify({ requestId: inputs.request_id, sandboxId, status, ...(error ? { error } : {}) });
     const response = await fetch(inputs.callback_url ?? "", {
       method: "POST",

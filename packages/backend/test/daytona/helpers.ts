@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { type Daytona, DaytonaNotFoundError } from "@daytonaio/sdk";
 
 const execFileP = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -172,4 +173,38 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * The get-or-create step of daytona/github-actions/create-sandbox.yml, done with the real SDK: find the
+ * sandbox by name, else create it from the snapshot. Returns what the workflow's callback reports.
+ */
+export async function workflowGetOrCreate(
+  sdk: Daytona,
+  inputs: Record<string, string>,
+): Promise<{ sandboxId: string; status: "created" | "failed"; error?: string }> {
+  try {
+    const name = inputs.sandbox_name ?? "";
+    const existing = await sdk.get(name).then(
+      (s) => s,
+      (e: unknown) => {
+        if (e instanceof DaytonaNotFoundError) return null; // 404: create it (the workflow's lookup step)
+        throw e;
+      },
+    );
+    const sandbox =
+      existing ??
+      (await sdk.create(
+        {
+          name,
+          snapshot: inputs.snapshot ?? "",
+          labels: JSON.parse(inputs.labels ?? "{}") as Record<string, string>,
+          autoStopInterval: Number(inputs.auto_stop_minutes ?? "0"),
+        },
+        { timeout: 30 },
+      ));
+    return { sandboxId: sandbox.id, status: "created" };
+  } catch (e) {
+    return { sandboxId: "", status: "failed", error: e instanceof Error ? e.message : String(e) };
+  }
 }

@@ -269,10 +269,20 @@ async function upsertRepo(c: GhCtx, installationId: number, repo: GitHubReposito
     htmlUrl: repo.htmlUrl,
     updatedAt: Date.now(),
   };
-  // A repo renamed or transferred keeps its id; a stale row holding the new name goes first.
+  await writeRepo(c, values);
+}
+
+/**
+ * The one write path for repository rows. A repo renamed or transferred keeps its id, so a stale row
+ * holding its new (unique) name goes first; then upsert by id and announce it.
+ */
+async function writeRepo(
+  c: GhCtx,
+  values: typeof schema.repositories.$inferInsert & { githubId: number; fullNameKey: string },
+): Promise<void> {
   await c.db
     .delete(schema.repositories)
-    .where(and(eq(schema.repositories.fullNameKey, values.fullNameKey), sql`${schema.repositories.githubId} <> ${repo.id}`));
+    .where(and(eq(schema.repositories.fullNameKey, values.fullNameKey), sql`${schema.repositories.githubId} <> ${values.githubId}`));
   const [row] = await c.db
     .insert(schema.repositories)
     .values(values)
@@ -293,12 +303,7 @@ async function upsertWebhookRepo(c: GhCtx, installationId: number, repo: Webhook
     updatedAt: Date.now(),
     ...(repo.defaultBranch !== null ? { defaultBranch: repo.defaultBranch } : {}),
   };
-  const [row] = await c.db
-    .insert(schema.repositories)
-    .values(values)
-    .onConflictDoUpdate({ target: schema.repositories.githubId, set: values })
-    .returning();
-  if (row) await emit(c, { type: "repo", repo: toRepo(row) });
+  await writeRepo(c, values);
 }
 
 async function removeRepos(c: GhCtx, githubIds: number[]): Promise<void> {

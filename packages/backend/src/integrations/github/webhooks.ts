@@ -3,7 +3,14 @@
 // The signature is checked before anything else is read, so unsigned callers learn nothing.
 import { KilnError, parseInput } from "@kiln/shared";
 import { z } from "zod";
-import { type CheckStatus, type GitHubAccount, type PullRequestState, pullRequestState, type WebhookVerifier } from "./app.ts";
+import {
+  type CheckStatus,
+  type GitHubAccount,
+  type GitHubPullRequest,
+  type PullRequestState,
+  pullRequestState,
+  type WebhookVerifier,
+} from "./app.ts";
 
 export interface WebhookRepo {
   id: number;
@@ -14,17 +21,8 @@ export interface WebhookRepo {
   defaultBranch: string | null;
 }
 
-export interface WebhookPullRequest {
-  number: number;
-  url: string;
-  title: string;
-  state: PullRequestState;
-  draft: boolean;
-  merged: boolean;
-  headRef: string;
-  headSha: string;
-  baseRef: string;
-}
+/** A pull request as a webhook carries it: the API shape without the lazily computed `mergeable`. */
+export type WebhookPullRequest = Omit<GitHubPullRequest, "mergeable">;
 
 export type GitHubWebhookEvent = { deliveryId: string } & (
   | { kind: "ping" }
