@@ -41,6 +41,12 @@ export const ConfigSchema = z.object({
   KILN_TEST_FAIL_CREATE_SANDBOX_MARKER: z.string().optional(),
   /** Watchdog cadence that re-wakes task actors after a crash. */
   KILN_WATCHDOG_INTERVAL_MS: z.coerce.number().int().min(500).default(5000),
+  /**
+   * A task actor with no connection, turn or step in flight sleeps after this long. Every awake actor
+   * costs the engine CPU each second (≈3.7 ms/s measured), so idle tasks should not linger; waking one
+   * again costs one actor start (research/decisions/0009-engine-cost-budget.md).
+   */
+  KILN_TASK_SLEEP_MS: z.coerce.number().int().min(1000).default(15_000),
   /** How often the maintenance actor deletes orphaned sandboxes (RivetKit cron minimum: 5 s). */
   KILN_REAPER_INTERVAL_MS: z.coerce.number().int().min(5000).default(10 * 60_000),
   RIVET_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),

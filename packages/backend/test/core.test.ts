@@ -66,9 +66,10 @@ describe("task lifecycle", () => {
   test("createTask returns at once; the four steps finish in order and the agent answers", async () => {
     const prompt = "Please summarise the repository layout";
     const record = await client.createTask(org, { repoId: repo.repoId, prompt });
-    // initialize only wrote bootstrap rows: nothing of the workflow has run yet.
+    // initialize only wrote bootstrap rows: nothing of the workflow has run yet. The organization
+    // reserved the branch as it indexed the task.
     expect(record.status).toBe("queued");
-    expect(record.branch).toBeNull();
+    expect(record.branch).toBe("kiln/please-summarise-the-repository-layout");
     expect(record.currentStep).toBeNull();
 
     const { seen, finished } = watchTask(record.taskId, isSettled);
@@ -88,7 +89,7 @@ describe("task lifecycle", () => {
     const runningSeen = new Set(seen.flatMap((d) => d.steps.filter((s) => s.state === "running").map((s) => s.step)));
     expect([...runningSeen].sort()).toEqual([...PROVISION_STEPS].sort());
 
-    expect(detail.task.branch).toMatch(/^kiln\/please-summarise-the-repository-layout/);
+    expect(detail.task.branch).toBe(record.branch);
     expect(detail.task.title).toBe(prompt);
     expect(agentText(detail)).toContain(prompt);
     expect(detail.transcript.find((e) => e.kind === "user_message")?.text).toBe(prompt);

@@ -22,9 +22,12 @@ export function slugify(text: string, maxLength = 40): string {
   return slug || "task";
 }
 
-/** Branch name for a task: `kiln/<slug>`, suffixed until it is not taken. */
+/** The branch a task would get before de-duplication: `kiln/<slug>`. */
+export const branchBaseName = (title: string): string => `kiln/${slugify(title)}`;
+
+/** Branch name for a task: `kiln/<slug>`, suffixed (`-2`, `-3`, …) until it is not taken. */
 export function deriveBranchName(title: string, taken: (branch: string) => boolean): string {
-  const base = `kiln/${slugify(title)}`;
+  const base = branchBaseName(title);
   if (!taken(base)) return base;
   for (let n = 2; n < 10_000; n++) {
     const candidate = `${base}-${n}`;

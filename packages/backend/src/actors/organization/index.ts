@@ -19,13 +19,14 @@ import {
   type TaskRecord,
   type TaskSummary,
   TaskSummarySchema,
+  branchBaseName,
   deriveBranchName,
   deriveTitle,
   errorMessage,
   normalizeRemoteUrl,
   repoNameFromUrl,
 } from "@kiln/shared";
-import { and, asc, eq, isNotNull, sql } from "drizzle-orm";
+import { and, asc, eq, gte, isNotNull, lt, or, sql } from "drizzle-orm";
 import { actor, event } from "rivetkit";
 import type { InferDatabaseClient } from "rivetkit/db";
 import { db } from "rivetkit/db/drizzle";
@@ -42,6 +43,7 @@ import * as schema from "./schema.ts";
 const orgDatabase = db({ schema, migrations: loadMigrations(new URL("./drizzle/", import.meta.url)) });
 type OrgDb = InferDatabaseClient<typeof orgDatabase>;
 interface OrgCtx {
+  actorId: string;
   db: OrgDb;
   broadcast(name: string, ...args: unknown[]): void;
   key: string[];
@@ -49,6 +51,7 @@ interface OrgCtx {
 }
 
 interface TaskHandle {
+  watchdog(): Promise<void>;
   getSandbox(): Promise<SandboxInfo | null>;
   destroySandbox(input: { taskId: string }): Promise<DestroySandboxResult>;
 }
@@ -120,6 +123,77 @@ const REAP_GRACE_MS = 5 * 60_000;
 interface OrgVars {
   /** The maintenance actor's reaper cron was armed since this organization woke up. */
   maintenanceArmed: boolean;
+  /** The task-watch cron was armed since this organization woke up. */
+  taskWatchArmed: boolean;
+  /** When the task watch last woke each task (running/needs_input tasks are woken at most every minute). */
+  lastWoken: Map<string, number>;
+}
+
+const TASK_WATCH = "task-watch";
+/** A task whose provision workflow still has work to do: after a crash it sleeps until something wakes it. */
+const PROVISIONING: ReadonlySet<string> = new Set(["queued", "provisioning"]);
+/** A task with an agent turn in flight: after a crash, waking it marks the interrupted turn as such. */
+const IN_TURN: ReadonlySet<string> = new Set(["running", "needs_input"]);
+const IN_TURN_WAKE_INTERVAL_MS = 60_000;
+
+interface WatchCtx extends OrgCtx {
+  vars: OrgVars;
+  cron: { every(o: { name: string; interval: number; action: string }): Promise<void>; delete(name: string): Promise<boolean> };
+  log: { warn(o: Record<string, unknown>): void };
+}
+
+/**
+ * One durable wake-up for all of the organization's tasks (instead of a cron per task, which costs the
+ * engine an alarm set + fire + delete per task; decision 0009). Armed before a createTask or an
+ * in-flight summary is acknowledged, so it survives a crash; deleted by the watch when nothing is left.
+ */
+async function armTaskWatch(c: WatchCtx, intervalMs: number): Promise<void> {
+  if (c.vars.taskWatchArmed) return;
+  await c.cron.every({ name: TASK_WATCH, interval: intervalMs, action: "watchTasks" });
+  c.vars.taskWatchArmed = true;
+}
+
+/**
+ * The cron target: wake every task whose workflow may be stalled (no summary change for two
+ * intervals while provisioning, or a turn in flight for a minute). Waking resumes an interrupted
+ * workflow; the task's own watchdog fails a step stuck past its deadline.
+ */
+async function watchTasks(c: WatchCtx, intervalMs: number): Promise<void> {
+  const [index, summaries] = await Promise.all([
+    c.db.select({ taskId: schema.taskIndex.taskId, createdAt: schema.taskIndex.createdAt }).from(schema.taskIndex),
+    c.db.select().from(schema.taskSummaries),
+  ]);
+  const byId = new Map(summaries.map((r) => [r.taskId, JSON.parse(r.summaryJson) as TaskSummary]));
+  const now = Date.now();
+  let watched = 0;
+  const due: string[] = [];
+  for (const { taskId, createdAt } of index) {
+    const summary = byId.get(taskId);
+    const status = summary?.status ?? "queued"; // in the index but no summary yet: created just before a crash
+    const updatedAt = summary?.updatedAt ?? createdAt;
+    if (PROVISIONING.has(status)) {
+      watched++;
+      if (now - updatedAt > 2 * intervalMs) due.push(taskId);
+    } else if (IN_TURN.has(status)) {
+      watched++;
+      const last = Math.max(updatedAt, c.vars.lastWoken.get(taskId) ?? 0);
+      if (now - last > IN_TURN_WAKE_INTERVAL_MS) due.push(taskId);
+    }
+  }
+  if (watched === 0) {
+    await c.cron.delete(TASK_WATCH);
+    c.vars.taskWatchArmed = false;
+    c.vars.lastWoken.clear();
+    return;
+  }
+  await eachLimited(due, 4, async (taskId) => {
+    c.vars.lastWoken.set(taskId, now);
+    try {
+      await taskHandle(c, taskId).watchdog();
+    } catch (error) {
+      c.log.warn({ msg: "task watch could not wake a task", taskId, error: errorMessage(error) });
+    }
+  });
 }
 
 /**
@@ -166,14 +240,20 @@ const toRepoRecord = (row: typeof schema.repos.$inferSelect): RepoRecord => ({
   createdAt: row.createdAt,
 });
 
-async function emitOrg(c: OrgCtx, body: OrgEventBody): Promise<void> {
-  const rows = await c.db
+/** Bump the organization's event sequence inside `tx` (the write the event describes). */
+async function nextOrgSeq(tx: Pick<OrgDb, "insert">): Promise<number> {
+  const rows = await tx
     .insert(schema.meta)
     .values({ id: 1, seq: 1 })
     .onConflictDoUpdate({ target: schema.meta.id, set: { seq: sql`${schema.meta.seq} + 1` } })
     .returning({ seq: schema.meta.seq });
   const seq = rows[0]?.seq;
-  if (seq !== undefined) c.broadcast(ORG_EVENT_NAME, { ...body, seq });
+  if (seq === undefined) throw new KilnError("internal", "organization event sequence was not written");
+  return seq;
+}
+
+async function emitOrg(c: OrgCtx, body: OrgEventBody): Promise<void> {
+  c.broadcast(ORG_EVENT_NAME, { ...body, seq: await nextOrgSeq(c.db) });
 }
 
 /** Insert a repository (first registration wins for the same id) and announce it. */
@@ -218,13 +298,60 @@ async function snapshot(c: OrgCtx): Promise<OrganizationSnapshot> {
   };
 }
 
+/** Upsert a summary and its event seq in one transaction (one commit), then broadcast it. */
 async function writeSummary(c: OrgCtx, summary: TaskSummary): Promise<void> {
   const json = JSON.stringify(summary);
-  await c.db
-    .insert(schema.taskSummaries)
-    .values({ taskId: summary.taskId, summaryJson: json, updatedAt: summary.updatedAt })
-    .onConflictDoUpdate({ target: schema.taskSummaries.taskId, set: { summaryJson: json, updatedAt: summary.updatedAt } });
-  await emitOrg(c, { type: "summary", summary });
+  const seq = await c.db.transaction(async (tx) => {
+    await tx
+      .insert(schema.taskSummaries)
+      .values({ taskId: summary.taskId, summaryJson: json, updatedAt: summary.updatedAt })
+      .onConflictDoUpdate({ target: schema.taskSummaries.taskId, set: { summaryJson: json, updatedAt: summary.updatedAt } });
+    return nextOrgSeq(tx);
+  });
+  c.broadcast(ORG_EVENT_NAME, { type: "summary", summary, seq });
+}
+
+/** Branches of `repoId` that a task named `base` could collide with: `base` itself and `base-N`. */
+async function branchesLike(c: OrgCtx, repoId: string, base: string): Promise<Set<string>> {
+  const rows = await c.db
+    .select({ branch: schema.taskIndex.branch })
+    .from(schema.taskIndex)
+    .where(
+      and(
+        eq(schema.taskIndex.repoId, repoId),
+        // "-" < "." in byte order: this range is every branch starting with `${base}-`.
+        or(eq(schema.taskIndex.branch, base), and(gte(schema.taskIndex.branch, `${base}-`), lt(schema.taskIndex.branch, `${base}.`))),
+      ),
+    );
+  return new Set(rows.map((r) => r.branch).filter((b): b is string => b !== null));
+}
+
+/**
+ * Reserve the task's branch in the index (the single writer of branches): the one asked for, or
+ * `kiln/<title slug>` made unique in the repo. Done here, at creation, so the provision workflow
+ * needs no round trip back to the organization to name the task.
+ */
+async function reserveTaskBranch(
+  c: OrgCtx,
+  entry: { taskId: string; repoId: string; repoName: string; requested: string | null; title: string },
+): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    const taken = entry.requested ? new Set<string>() : await branchesLike(c, entry.repoId, branchBaseName(entry.title));
+    const branch = entry.requested ?? deriveBranchName(entry.title, (b) => taken.has(b));
+    try {
+      await c.db.insert(schema.taskIndex).values({ taskId: entry.taskId, repoId: entry.repoId, branch, createdAt: Date.now() });
+      return branch;
+    } catch (error) {
+      const [holder] = await c.db
+        .select({ taskId: schema.taskIndex.taskId })
+        .from(schema.taskIndex)
+        .where(and(eq(schema.taskIndex.repoId, entry.repoId), eq(schema.taskIndex.branch, branch)));
+      if (!holder) throw error;
+      if (entry.requested) throw new KilnError("conflict", `branch ${branch} is already used by another task in ${entry.repoName}`);
+      // A concurrent createTask took the same derived name between our read and insert: derive again.
+      if (attempt >= 2) throw error;
+    }
+  }
 }
 
 export function makeOrganizationActor(deps: BackendDeps) {
@@ -236,7 +363,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
     options: { actionTimeout: 60_000 },
     onBeforeConnect: auth.onBeforeConnect,
     createConnState: auth.createConnState,
-    createVars: (): OrgVars => ({ maintenanceArmed: false }),
+    createVars: (): OrgVars => ({ maintenanceArmed: false, taskWatchArmed: false, lastWoken: new Map() }),
     actions: {
       addRepo: async (c, input: unknown): Promise<RepoRecord> =>
         guard(async () => {
@@ -275,19 +402,14 @@ export function makeOrganizationActor(deps: BackendDeps) {
           const [repo] = await c.db.select().from(schema.repos).where(eq(schema.repos.repoId, data.repoId));
           if (!repo) throw new KilnError("not_found", `repository ${data.repoId} is not registered`);
           const taskId = randomUUID();
-          const branch = data.branch ?? null;
-          try {
-            await c.db.insert(schema.taskIndex).values({ taskId, repoId: repo.repoId, branch, createdAt: Date.now() });
-          } catch (error) {
-            const taken = branch
-              ? await c.db
-                  .select()
-                  .from(schema.taskIndex)
-                  .where(and(eq(schema.taskIndex.repoId, repo.repoId), eq(schema.taskIndex.branch, branch)))
-              : [];
-            if (taken.length) throw new KilnError("conflict", `branch ${branch} is already used by another task in ${repo.name}`);
-            throw error;
-          }
+          const title = data.title ?? deriveTitle(data.prompt);
+          const branch = await reserveTaskBranch(c, {
+            taskId,
+            repoId: repo.repoId,
+            repoName: repo.name,
+            requested: data.branch ?? null,
+            title,
+          });
           const init: InitializeTaskInput = {
             orgId: orgIdOf(c),
             taskId,
@@ -298,10 +420,12 @@ export function makeOrganizationActor(deps: BackendDeps) {
             title: data.title ?? null,
             baseBranch: data.baseBranch ?? repo.defaultBranch,
             branch,
+            orgActorId: c.actorId,
             agent: data.agent ?? (repo.defaultAgent as TaskRecord["agent"]),
             provider: data.provider ?? (repo.defaultProvider as TaskRecord["provider"]),
             createdAt: Date.now(),
           };
+          await armTaskWatch(c, deps.config.KILN_WATCHDOG_INTERVAL_MS);
           try {
             // The task's onCreate is `initialize`: one round trip creates the actor and its bootstrap rows.
             await createTaskActor(c, taskKey(c, taskId), { ...init, ...createProofFor(orgAuth, taskKey(c, taskId)) });
@@ -316,7 +440,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
             taskId,
             repoId: init.repoId,
             repoName: init.repoName,
-            title: init.title ?? deriveTitle(init.prompt),
+            title,
             prompt: init.prompt,
             baseBranch: init.baseBranch,
             branch: init.branch,
@@ -363,8 +487,17 @@ export function makeOrganizationActor(deps: BackendDeps) {
             .from(schema.taskSummaries)
             .where(eq(schema.taskSummaries.taskId, summary.taskId));
           if (current && current.updatedAt > summary.updatedAt) return; // an older push arrived late
+          if (PROVISIONING.has(summary.status) || IN_TURN.has(summary.status)) {
+            await armTaskWatch(c, deps.config.KILN_WATCHDOG_INTERVAL_MS);
+          }
           await writeSummary(c, summary);
         }),
+
+      /** Cron target (see armTaskWatch). */
+      watchTasks: async (c): Promise<void> => {
+        auth.requireInternal(c, "watchTasks");
+        await watchTasks(c, deps.config.KILN_WATCHDOG_INTERVAL_MS);
+      },
 
       listTasks: async (c): Promise<TaskSummary[]> => (await snapshot(c)).tasks,
 

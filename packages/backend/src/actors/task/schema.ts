@@ -6,6 +6,8 @@ import { integer, primaryKey, sqliteTable, text, uniqueIndex } from "rivetkit/db
 export const task = sqliteTable("task", {
   id: integer("id").primaryKey(),
   orgId: text("org_id").notNull(),
+  /** The organization's actor id (called by id; null for tasks created before it was recorded). */
+  orgActorId: text("org_actor_id"),
   taskId: text("task_id").notNull(),
   repoId: text("repo_id").notNull(),
   repoName: text("repo_name").notNull(),

@@ -1,0 +1,1 @@
+ALTER TABLE `task` ADD `org_actor_id` text;
