@@ -33,6 +33,7 @@ import type { GitHubWebhookEvent, WebhookPullRequest, WebhookRepo } from "../../
 import { createKeyedQueue } from "../../util/keyed-queue.ts";
 import { loadMigrations } from "../../util/migrations.ts";
 import * as schema from "./schema.ts";
+import { named } from "../../util/db.ts";
 
 const githubDatabase = db({ schema, migrations: loadMigrations(new URL("./drizzle/", import.meta.url)) });
 type GitHubDb = InferDatabaseClient<typeof githubDatabase>;
@@ -341,7 +342,7 @@ async function replaceBranches(c: GhCtx, githubId: number, list: Array<{ name: s
   await c.db.transaction(async (tx) => {
     await tx.delete(schema.branches).where(eq(schema.branches.githubId, githubId));
     if (list.length) await tx.insert(schema.branches).values(list.map((b) => ({ githubId, ...b, updatedAt: now })));
-  });
+  }, named("github-replace-branches"));
 }
 
 interface TaskForGitHub {

@@ -39,6 +39,7 @@ import { run } from "../../util/process.ts";
 import { type ResolvedGitHubRepo, remoteKey } from "../github-state/index.ts";
 import type { InitializeTaskInput } from "../task/index.ts";
 import * as schema from "./schema.ts";
+import { named } from "../../util/db.ts";
 
 const orgDatabase = db({ schema, migrations: loadMigrations(new URL("./drizzle/", import.meta.url)) });
 type OrgDb = InferDatabaseClient<typeof orgDatabase>;
@@ -307,7 +308,7 @@ async function writeSummary(c: OrgCtx, summary: TaskSummary): Promise<void> {
       .values({ taskId: summary.taskId, summaryJson: json, updatedAt: summary.updatedAt })
       .onConflictDoUpdate({ target: schema.taskSummaries.taskId, set: { summaryJson: json, updatedAt: summary.updatedAt } });
     return nextOrgSeq(tx);
-  });
+  }, named("org-write-summary"));
   c.broadcast(ORG_EVENT_NAME, { type: "summary", summary, seq });
 }
 

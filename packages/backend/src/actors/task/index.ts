@@ -58,6 +58,7 @@ import {
   toTaskRecord,
   updateSession,
 } from "./store.ts";
+import { named } from "../../util/db.ts";
 
 /** What the organization passes to `initialize` (internal; validated all the same). */
 export const InitializeTaskSchema = z.object({
@@ -78,6 +79,8 @@ export const InitializeTaskSchema = z.object({
 });
 export type InitializeTaskInput = z.infer<typeof InitializeTaskSchema>;
 
+/** How long a summary change waits for the rest of its burst before it is pushed to the organization. */
+const SUMMARY_COALESCE_MS = 150;
 /** The per-task cron of earlier versions (now the organization watches all its tasks). */
 const WATCHDOG = "watchdog";
 const PROVISION_QUEUE = "provision";
@@ -198,6 +201,8 @@ export function makeTaskActor(deps: BackendDeps) {
     if (vars.summaryPushing) return;
     vars.summaryPushing = true;
     const push = async () => {
+      // Step transitions come in bursts (done → next running → …): one push carries the whole burst.
+      await sleep(SUMMARY_COALESCE_MS);
       let failures = 0;
       while (vars.summaryDirty) {
         vars.summaryDirty = false;
@@ -366,7 +371,7 @@ export function makeTaskActor(deps: BackendDeps) {
       });
       await tx.insert(schema.provisionSteps).values(INITIAL_STEPS);
       await tx.insert(schema.history).values({ kind: "task.created", message: "Task created", createdAt: data.createdAt });
-    });
+    }, named("task-bootstrap"));
     // Enqueue without waiting for the workflow. The durable wake-up after a crash is the organization's
     // task watch (armed by createTask before it created this actor).
     await c.queue.send(PROVISION_QUEUE, { reason: "created" });

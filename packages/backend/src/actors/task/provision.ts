@@ -17,6 +17,7 @@ import * as schema from "./schema.ts";
 import {
   type TaskCtx,
   appendHistory,
+  atomically,
   readSandboxRow,
   readSteps,
   readTaskRow,
@@ -62,7 +63,7 @@ async function ensureName(ctx: TaskCtx, deps: ProvisionDeps): Promise<string> {
   const row = await requireTask(ctx);
   const title = row.titleExplicit ? row.title : deriveTitle(row.prompt);
   const branch = row.branch ?? (await deps.reserveBranch({ taskId: row.taskId, repoId: row.repoId, title }));
-  await refreshTask(ctx, { title, branch });
+  await atomically(ctx, (tx) => refreshTask(tx, { title, branch }));
   return `branch ${branch}`;
 }
 
@@ -201,15 +202,17 @@ export async function runProvisionStep(
   if (current?.state === "done") return { ok: true };
 
   const startedAt = Date.now();
-  await updateStep(ctx, name, {
-    state: "running",
-    attempt: (current?.attempt ?? 0) + 1,
-    startedAt,
-    finishedAt: null,
-    error: null,
-    detail: null,
+  await atomically(ctx, async (tx) => {
+    await updateStep(tx, name, {
+      state: "running",
+      attempt: (current?.attempt ?? 0) + 1,
+      startedAt,
+      finishedAt: null,
+      error: null,
+      detail: null,
+    });
+    await refreshTask(tx);
   });
-  await refreshTask(ctx);
   onStarted();
   let lastProgress = 0;
   try {
@@ -231,18 +234,22 @@ export async function runProvisionStep(
       abort,
     );
     const finishedAt = Date.now();
-    await updateStep(ctx, name, { state: "done", finishedAt, detail });
-    await appendHistory(ctx, `step.${name}.done`, `${name} finished in ${finishedAt - startedAt} ms`, {
-      step: name,
-      durationMs: finishedAt - startedAt,
+    await atomically(ctx, async (tx) => {
+      await updateStep(tx, name, { state: "done", finishedAt, detail });
+      await appendHistory(tx, `step.${name}.done`, `${name} finished in ${finishedAt - startedAt} ms`, {
+        step: name,
+        durationMs: finishedAt - startedAt,
+      });
+      await refreshTask(tx);
     });
-    await refreshTask(ctx);
     return { ok: true };
   } catch (error) {
     const message = errorMessage(error);
-    await updateStep(ctx, name, { state: "failed", finishedAt: Date.now(), error: message });
-    await appendHistory(ctx, `step.${name}.failed`, `${name} failed: ${message}`, { step: name });
-    await refreshTask(ctx);
+    await atomically(ctx, async (tx) => {
+      await updateStep(tx, name, { state: "failed", finishedAt: Date.now(), error: message });
+      await appendHistory(tx, `step.${name}.failed`, `${name} failed: ${message}`, { step: name });
+      await refreshTask(tx);
+    });
     return { ok: false };
   }
 }

@@ -23,6 +23,7 @@ import { db } from "rivetkit/db/drizzle";
 import { createKeyedQueue } from "../../util/keyed-queue.ts";
 import { loadMigrations } from "../../util/migrations.ts";
 import * as schema from "./schema.ts";
+import { named } from "../../util/db.ts";
 
 export const taskDatabase = db({ schema, migrations: loadMigrations(new URL("./drizzle/", import.meta.url)) });
 export type TaskDb = InferDatabaseClient<typeof taskDatabase>;
@@ -158,9 +159,17 @@ export async function readDetail(ctx: TaskCtx): Promise<TaskDetail | null> {
 
 // Emission is serialised per actor so events leave in seq order, whichever context emits them.
 const emitQueue = createKeyedQueue();
+/** Events raised inside `atomically`: numbered and broadcast when its transaction commits. */
+const PENDING_EVENTS = Symbol("pendingEvents");
+type CollectingCtx = TaskCtx & { [PENDING_EVENTS]?: TaskEventBody[] };
 
 /** Number the event with the next seq (persisted) and broadcast it. Call after the write it describes. */
 export function emit(ctx: TaskCtx, body: TaskEventBody): Promise<void> {
+  const pending = (ctx as CollectingCtx)[PENDING_EVENTS];
+  if (pending) {
+    pending.push(body);
+    return Promise.resolve();
+  }
   return emitQueue(ctx.actorId, async () => {
     const rows = await ctx.db
       .update(schema.task)
@@ -169,6 +178,33 @@ export function emit(ctx: TaskCtx, body: TaskEventBody): Promise<void> {
       .returning({ seq: schema.task.seq });
     const seq = rows[0]?.seq;
     if (seq !== undefined) ctx.broadcast(TASK_EVENT_NAME, { ...body, seq });
+  });
+}
+
+/**
+ * Run several store writes and their events' seq bump as one transaction: one commit instead of two
+ * per write (each commit is a round trip to the engine's storage). Events are broadcast after the
+ * commit, in order. `work` must use only the context it is given (a query on the outer context would
+ * wait for this transaction to finish).
+ */
+export function atomically<T>(ctx: TaskCtx, work: (tx: TaskCtx) => Promise<T>): Promise<T> {
+  return emitQueue(ctx.actorId, async () => {
+    const pending: TaskEventBody[] = [];
+    const { result, lastSeq } = await ctx.db.transaction(async (db) => {
+      const txCtx: CollectingCtx = { actorId: ctx.actorId, db: db as unknown as TaskDb, broadcast: ctx.broadcast.bind(ctx), [PENDING_EVENTS]: pending };
+      const result = await work(txCtx);
+      if (pending.length === 0) return { result, lastSeq: 0 };
+      const rows = await db
+        .update(schema.task)
+        .set({ seq: sql`${schema.task.seq} + ${pending.length}` })
+        .where(eq(schema.task.id, 1))
+        .returning({ seq: schema.task.seq });
+      return { result, lastSeq: rows[0]?.seq ?? 0 };
+    }, named("task-write-with-events"));
+    if (lastSeq > 0) {
+      pending.forEach((body, i) => ctx.broadcast(TASK_EVENT_NAME, { ...body, seq: lastSeq - pending.length + 1 + i }));
+    }
+    return result;
   });
 }
 
@@ -297,9 +333,11 @@ export function appendTranscript(ctx: TaskCtx, item: TranscriptAppend): Promise<
       rawJson: item.sdkEvent ? JSON.stringify(item.sdkEvent.raw) : null,
       createdAt: item.sdkEvent?.createdAt ?? Date.now(),
     };
-    await ctx.db.insert(schema.transcriptEvents).values(row);
     const event = toTranscriptEvent(row);
-    await emit(ctx, { type: "transcript", event });
+    await atomically(ctx, async (tx) => {
+      await tx.db.insert(schema.transcriptEvents).values(row);
+      await emit(tx, { type: "transcript", event });
+    });
     return event;
   });
 }
