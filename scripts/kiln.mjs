@@ -162,6 +162,9 @@ const COMMANDS = {
   "live-test"(args) {
     runForeground("bun", ["scripts/live-test-flow.ts", ...args]);
   },
+  "engine-cost"(args) {
+    runForeground("bun", ["scripts/engine-cost.ts", ...args]);
+  },
 };
 
 const [command, ...args] = process.argv.slice(2);

@@ -35,6 +35,7 @@ import { AUTH_DISABLED, type ActorAuth, createProofFor } from "../../auth/actor-
 import type { BackendDeps } from "../../deps.ts";
 import { guard, validate, withDeadline } from "../../errors.ts";
 import { loadMigrations } from "../../util/migrations.ts";
+import { createKeyedQueue } from "../../util/keyed-queue.ts";
 import { run } from "../../util/process.ts";
 import { type ResolvedGitHubRepo, remoteKey } from "../github-state/index.ts";
 import type { InitializeTaskInput } from "../task/index.ts";
@@ -143,6 +144,9 @@ interface WatchCtx extends OrgCtx {
   log: { warn(o: Record<string, unknown>): void };
 }
 
+// Arming and retiring the task watch are serialised per organization (see watchTasks for why).
+const taskWatchQueue = createKeyedQueue();
+
 /**
  * One durable wake-up for all of the organization's tasks (instead of a cron per task, which costs the
  * engine an alarm set + fire + delete per task; decision 0009). Armed before a createTask or an
@@ -150,16 +154,15 @@ interface WatchCtx extends OrgCtx {
  */
 async function armTaskWatch(c: WatchCtx, intervalMs: number): Promise<void> {
   if (c.vars.taskWatchArmed) return;
-  await c.cron.every({ name: TASK_WATCH, interval: intervalMs, action: "watchTasks" });
-  c.vars.taskWatchArmed = true;
+  await taskWatchQueue(c.actorId, async () => {
+    if (c.vars.taskWatchArmed) return;
+    await c.cron.every({ name: TASK_WATCH, interval: intervalMs, action: "watchTasks" });
+    c.vars.taskWatchArmed = true;
+  });
 }
 
-/**
- * The cron target: wake every task whose workflow may be stalled (no summary change for two
- * intervals while provisioning, or a turn in flight for a minute). Waking resumes an interrupted
- * workflow; the task's own watchdog fails a step stuck past its deadline.
- */
-async function watchTasks(c: WatchCtx, intervalMs: number): Promise<void> {
+/** Tasks the watch covers, and those of them due for a wake-up now. */
+async function scanTasks(c: WatchCtx, intervalMs: number): Promise<{ watched: number; due: string[] }> {
   const [index, summaries] = await Promise.all([
     c.db.select({ taskId: schema.taskIndex.taskId, createdAt: schema.taskIndex.createdAt }).from(schema.taskIndex),
     c.db.select().from(schema.taskSummaries),
@@ -177,16 +180,34 @@ async function watchTasks(c: WatchCtx, intervalMs: number): Promise<void> {
       if (now - updatedAt > 2 * intervalMs) due.push(taskId);
     } else if (IN_TURN.has(status)) {
       watched++;
-      const last = Math.max(updatedAt, c.vars.lastWoken.get(taskId) ?? 0);
-      if (now - last > IN_TURN_WAKE_INTERVAL_MS) due.push(taskId);
+      if (now - Math.max(updatedAt, c.vars.lastWoken.get(taskId) ?? 0) > IN_TURN_WAKE_INTERVAL_MS) due.push(taskId);
     }
   }
+  return { watched, due };
+}
+
+/**
+ * The cron target: wake every task whose workflow may be stalled (no summary change for two
+ * intervals while provisioning, or a turn in flight for a minute). Waking resumes an interrupted
+ * workflow; the task's own watchdog fails a step stuck past its deadline.
+ */
+async function watchTasks(c: WatchCtx, intervalMs: number): Promise<void> {
+  const { watched, due } = await scanTasks(c, intervalMs);
   if (watched === 0) {
-    await c.cron.delete(TASK_WATCH);
-    c.vars.taskWatchArmed = false;
-    c.vars.lastWoken.clear();
+    await taskWatchQueue(c.actorId, async () => {
+      // Clear the flag before looking again: a createTask that indexed its task before this point is
+      // seen by the scan; one that checks the flag after it arms a new cron once this one is gone.
+      c.vars.taskWatchArmed = false;
+      if ((await scanTasks(c, intervalMs)).watched > 0) {
+        c.vars.taskWatchArmed = true;
+        return;
+      }
+      await c.cron.delete(TASK_WATCH);
+      c.vars.lastWoken.clear();
+    });
     return;
   }
+  const now = Date.now();
   await eachLimited(due, 4, async (taskId) => {
     c.vars.lastWoken.set(taskId, now);
     try {
