@@ -1,14 +1,14 @@
 // DaytonaProvider on the real SDK against the loopback fake: idempotent create-or-get, start (not
-// recreate) of stopped sandboxes, token-safe clone, reaper, error mapping, and a real daemon reached
+// recreate) of stopped sandboxes, token-safe clone and push, reaper, error mapping, and a real daemon reached
 // through the preview link — down to one real agent turn with Kiln's scripted agent.
 import { Daytona, Image } from "@daytonaio/sdk";
 import { KilnError } from "@kiln/shared";
 import { SandboxAgent } from "sandbox-agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DaytonaProvider, type DaytonaProviderOptions } from "../../src/providers/daytona/provider.ts";
-import type { SandboxSpec, StepContext } from "../../src/providers/types.ts";
+import type { SandboxHandle, SandboxSpec, StepContext } from "../../src/providers/types.ts";
 import { FakeDaytona } from "./fake-daytona.ts";
-import { type GitHttpServer, SANDBOX_AGENT_BIN, freePort, makeRemoteRepo, startGitHttp, withTimeout } from "./helpers.ts";
+import { type GitHttpServer, SANDBOX_AGENT_BIN, freePort, git, makeRemoteRepo, startGitHttp, withTimeout } from "./helpers.ts";
 
 const API_KEY = "provider-test-key";
 const SNAPSHOT = "kiln-sandbox:test";
@@ -184,6 +184,89 @@ describe("createOrGet", () => {
     expect(fake.byName("task-one")?.autoStopInterval).toBe(30);
     await provider.createOrGet(spec("one"), ctx());
     expect(fake.byName("task-one")?.autoStopInterval).toBe(0);
+  });
+});
+
+describe("pushBranch", () => {
+  const branch = "kiln/task-push";
+  const basicOf = (token: string) => Buffer.from(`${GIT_USER}:${token}`).toString("base64");
+  const remoteSha = async () => (await git(["rev-parse", `refs/heads/${branch}`], repo.bare)).trim();
+  const commitInSandbox = async (handle: SandboxHandle, file: string, message: string) => {
+    const r = await provider.exec(
+      handle,
+      `echo ${message} > ${file} && git add ${file} && git -c user.name=Kiln -c user.email=kiln@example.invalid commit -q -m ${message} && git rev-parse HEAD`,
+    );
+    expect(r).toMatchObject({ exitCode: 0 });
+    return r.stdout.trim();
+  };
+  const leftoverAuthFiles = async (handle: SandboxHandle) =>
+    (await provider.exec(handle, "ls -A ~/.kiln 2>/dev/null | grep -c git-auth || true")).stdout.trim();
+
+  afterAll(async () => {
+    await provider.destroy("task-push");
+  });
+
+  it("pushes a commit made in the sandbox to the remote, with a freshly minted token only on the wire", async () => {
+    const handle = await provider.createOrGet(spec("push"), ctx());
+    const local = await commitInSandbox(handle, "pushed.txt", "from-daytona");
+    const seen = gitServer.authHeaders.length;
+    const bodies = fake.jsonBodies.length;
+    let minted = 0;
+    const { sha } = await provider.pushBranch(handle, {
+      remoteUrl,
+      branch,
+      accessToken: async () => {
+        minted++;
+        return GIT_TOKEN;
+      },
+      timeoutMs: 60_000,
+    });
+    expect(minted).toBe(1);
+    expect(sha).toBe(local);
+    // The branch really arrived at the (token-checking) git server, at that commit.
+    expect(await remoteSha()).toBe(sha);
+    expect(await git(["show", `${sha}:pushed.txt`], repo.bare)).toBe("from-daytona\n");
+    expect(gitServer.authHeaders.slice(seen)).toContain(`Basic ${basicOf(GIT_TOKEN)}`);
+    // Pushed to the URL, not via a credentialed remote: the checkout's config is untouched.
+    const config = await provider.readFile(handle, ".git/config");
+    expect(config).not.toContain(GIT_TOKEN);
+    expect(config).not.toContain(basicOf(GIT_TOKEN));
+    expect(config.toLowerCase()).not.toContain("extraheader");
+    // Not in any command text / JSON body the Daytona API saw, and no credential file left behind.
+    expect(fake.jsonBodies.slice(bodies).filter((b) => b.includes(GIT_TOKEN) || b.includes(basicOf(GIT_TOKEN)))).toEqual([]);
+    expect(await leftoverAuthFiles(handle)).toBe("0");
+  });
+
+  it("a refused push (wrong token) fails clearly, leaves the remote alone and does not leak the token", async () => {
+    const handle = await provider.createOrGet(spec("push"), ctx());
+    const before = await remoteSha();
+    await commitInSandbox(handle, "second.txt", "second");
+    const bad = "ghs_wrong_push_token_456";
+    const error = await provider.pushBranch(handle, { remoteUrl, branch, accessToken: async () => bad }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(KilnError);
+    const { code, message } = error as KilnError;
+    expect(code).toBe("unavailable");
+    expect(message).toMatch(/^git push of kiln\/task-push to http:\/\/127\.0\.0\.1:\d+\/repo\.git from sandbox task-push failed \(exit \d+\): /);
+    expect(message).toMatch(/Authentication failed|could not read Username/);
+    expect(message).not.toContain(bad);
+    expect(message).not.toContain(basicOf(bad));
+    expect(await remoteSha()).toBe(before);
+    expect(await leftoverAuthFiles(handle)).toBe("0");
+  });
+
+  it("does not force: a branch that diverged from the remote is rejected, like the local provider", async () => {
+    const handle = await provider.createOrGet(spec("push"), ctx());
+    const before = await remoteSha();
+    // Rewrite the sandbox branch so it no longer contains the remote's tip.
+    expect((await provider.exec(handle, "git reset -q --hard HEAD~2")).exitCode).toBe(0);
+    await commitInSandbox(handle, "rewritten.txt", "rewritten");
+    await expect(provider.pushBranch(handle, { remoteUrl, branch, accessToken: async () => GIT_TOKEN })).rejects.toThrow(
+      /git push of kiln\/task-push .* failed .*(rejected|non-fast-forward)/s,
+    );
+    expect(await remoteSha()).toBe(before);
   });
 });
 

@@ -15,8 +15,9 @@ import { randomBytes, randomUUID } from "node:crypto";
 import path from "node:path";
 import type { Image, Sandbox } from "@daytonaio/sdk";
 import { Daytona, SandboxState } from "@daytonaio/sdk";
-import { type ExecResult, KilnError, errorMessage } from "@kiln/shared";
+import { BranchNameSchema, type ExecResult, KilnError, errorMessage, parseInput } from "@kiln/shared";
 import { kilnImage } from "../../../../../daytona/image.ts";
+import { gitAuthEnv, redactSecrets } from "../../integrations/github/git.ts";
 import type { ActionsCallbackWaiter } from "../../integrations/github-actions/callbacks.ts";
 import type { ActionsDispatcher } from "../../integrations/github-actions/dispatch.ts";
 import type {
@@ -460,31 +461,14 @@ export class DaytonaProvider implements SandboxProvider {
       : this.options.gitCredentials
         ? await this.options.gitCredentials(remoteUrl)
         : null;
-    const secretsDir = path.posix.join(await this.home(sandbox), ".kiln");
-    const authFile = path.posix.join(secretsDir, `git-auth-${randomBytes(6).toString("hex")}`);
-    if (creds) {
-      // The token reaches git only through this file → an env var of the one clone command: never
-      // in the command text, argv, the remote URL, .git/config or any log.
-      await this.run(sandbox, `mkdir -p -m 700 ${shQuote(secretsDir)} && chmod 700 ${shQuote(secretsDir)}`, { timeoutSec: 30 });
-      const header = `Authorization: Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
-      await daytonaCall("upload git credentials", () => sandbox.fs.uploadFile(Buffer.from(header), authFile));
-    }
     const q = shQuote;
     // Clone into a private temp dir and rename: a concurrent or interrupted attempt never leaves a
     // half-cloned workdir behind, and the loser of a race just discards its copy.
     const tmp = `${workdir}.partial-${randomBytes(4).toString("hex")}`;
     const script = [
-      "set -eu",
-      `auth=${q(authFile)}`,
       `tmp=${q(tmp)}`,
-      `trap 'rm -f "$auth"; rm -rf "$tmp"' EXIT`,
-      "export GIT_TERMINAL_PROMPT=0",
       `mkdir -p ${q(path.posix.dirname(workdir))}`,
-      `if [ -f "$auth" ]; then`,
-      `  GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader GIT_CONFIG_VALUE_0="$(cat "$auth")" git clone --quiet --no-checkout -- ${q(remoteUrl)} "$tmp"`,
-      "else",
-      `  git clone --quiet --no-checkout -- ${q(remoteUrl)} "$tmp"`,
-      "fi",
+      `authgit clone --quiet --no-checkout -- ${q(remoteUrl)} "$tmp"`,
       `rm -f "$auth"`,
       `cd "$tmp"`,
       `if git show-ref --verify --quiet ${q(`refs/remotes/origin/${branch}`)}; then`,
@@ -498,13 +482,110 @@ export class DaytonaProvider implements SandboxProvider {
       `if [ -e ${q(path.posix.join(workdir, ".git"))} ]; then exit 0; fi`,
       `mv -T "$tmp" ${q(workdir)}`,
     ].join("\n");
-    const result = await this.abortable(this.run(sandbox, script, { timeoutSec: 900 }), ctx.signal);
-    if (result.exitCode !== 0) {
-      const secrets = creds ? [creds.password, Buffer.from(`${creds.username}:${creds.password}`).toString("base64")] : [];
-      const output = redact(`${result.stderr}\n${result.stdout}`.trim(), secrets).slice(-2000);
-      throw new KilnError("unavailable", `git clone of ${remoteUrl} in sandbox ${spec.name} failed (exit ${result.exitCode}): ${output}`);
-    }
+    await this.runGitWithCredentials(sandbox, creds, script, {
+      what: `git clone of ${remoteUrl} in sandbox ${spec.name}`,
+      onExit: 'rm -rf "$tmp"',
+      timeoutSec: 900,
+      signal: ctx.signal,
+    });
     ctx.progress(`checked out ${branch}`);
+  }
+
+  /**
+   * Push refs/heads/<branch> of the sandbox checkout to the same branch on `remoteUrl` — the URL
+   * itself, not `origin` — exactly like the local provider (integrations/github/git.ts pushBranch
+   * without `force`): a plain push, so a remote branch that has diverged is rejected, never
+   * overwritten. The token travels like the clone's (runGitWithCredentials). Returns the commit
+   * pushed (resolved before the push, so it is what the remote received even if the branch moves).
+   */
+  async pushBranch(
+    handle: SandboxHandle,
+    options: { remoteUrl: string; branch: string; accessToken: () => Promise<string>; timeoutMs?: number },
+  ): Promise<{ sha: string }> {
+    const branch = parseInput(BranchNameSchema, options.branch, "branch");
+    const sandbox = await this.use(handle);
+    // Minted after the sandbox is up (starting it can take a while; tokens are short-lived).
+    const token = await options.accessToken();
+    gitAuthEnv(options.remoteUrl, token); // http(s) URL without embedded credentials; well-formed token
+    const timeoutSec = Math.max(1, Math.ceil((options.timeoutMs ?? 300_000) / 1000));
+    const q = shQuote;
+    const ref = `refs/heads/${branch}`;
+    const script = [
+      `sha=$(git rev-parse --verify --quiet ${q(`${ref}^{commit}`)}) || { echo "branch ${branch} does not exist in the sandbox checkout" >&2; exit 3; }`,
+      `authgit push --porcelain ${q(options.remoteUrl)} "$sha:"${q(ref)}`,
+      `echo "KILN_PUSHED_SHA=$sha"`,
+    ].join("\n");
+    const result = await this.runGitWithCredentials(sandbox, { username: "x-access-token", password: token }, script, {
+      what: `git push of ${branch} to ${options.remoteUrl} from sandbox ${handle.name}`,
+      cwd: handle.workdir,
+      timeoutSec,
+    });
+    const sha = /^KILN_PUSHED_SHA=([0-9a-f]{40,64})$/m.exec(result.stdout)?.[1];
+    if (!sha) throw new KilnError("internal", `git push of ${branch} from sandbox ${handle.name} reported no commit`);
+    return { sha };
+  }
+
+  /**
+   * Run a git script in the sandbox where `authgit` is git authenticated with `creds` (plain git
+   * when null). The token reaches git only through a header file uploaded into a private (700) dir
+   * → an env var of each `authgit` command: never in the command text the toolbox API records,
+   * argv, the remote URL, .git/config or any log. The script's EXIT trap removes the file (then runs
+   * `onExit`); if the run itself fails (toolbox timeout killed the script before its trap ran), it
+   * is removed once more. A non-zero exit throws `unavailable` with the output, secrets redacted.
+   */
+  private async runGitWithCredentials(
+    sandbox: Sandbox,
+    creds: GitCredentials | null,
+    body: string,
+    options: { what: string; cwd?: string; timeoutSec: number; onExit?: string; signal?: AbortSignal },
+  ): Promise<ExecResult> {
+    const q = shQuote;
+    const secretsDir = path.posix.join(await this.home(sandbox), ".kiln");
+    const authFile = path.posix.join(secretsDir, `git-auth-${randomBytes(6).toString("hex")}`);
+    const basic = creds ? Buffer.from(`${creds.username}:${creds.password}`).toString("base64") : "";
+    if (creds) {
+      const mk = await this.run(sandbox, `mkdir -p -m 700 ${q(secretsDir)} && chmod 700 ${q(secretsDir)}`, { timeoutSec: 30 });
+      if (mk.exitCode !== 0) throw new KilnError("unavailable", `cannot create ${secretsDir} in sandbox ${sandbox.name}: ${mk.stderr || mk.stdout}`);
+      await daytonaCall("upload git credentials", () => sandbox.fs.uploadFile(Buffer.from(`Authorization: Basic ${basic}`), authFile));
+    }
+    const script = [
+      "set -eu",
+      `auth=${q(authFile)}`,
+      "kiln_cleanup() {",
+      `  rm -f "$auth"`,
+      ...(options.onExit ? [`  ${options.onExit}`] : []),
+      "}",
+      "trap kiln_cleanup EXIT",
+      "export GIT_TERMINAL_PROMPT=0",
+      "authgit() {",
+      `  if [ -f "$auth" ]; then`,
+      `    GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader GIT_CONFIG_VALUE_0="$(cat "$auth")" git "$@"`,
+      "  else",
+      `    git "$@"`,
+      "  fi",
+      "}",
+      body,
+    ].join("\n");
+    let result: ExecResult;
+    try {
+      result = await this.abortable(
+        this.run(sandbox, script, { ...(options.cwd ? { cwd: options.cwd } : {}), timeoutSec: options.timeoutSec }),
+        options.signal,
+      );
+    } catch (error) {
+      // Aborted: the script is still running and its trap cleans up. Otherwise make sure of it.
+      if (creds && !options.signal?.aborted) {
+        await this.run(sandbox, `rm -f ${q(authFile)}`, { timeoutSec: 30 }).catch((cleanupError: unknown) =>
+          this.log(`could not remove git credentials file in ${sandbox.name}: ${errorMessage(cleanupError)}`),
+        );
+      }
+      throw error;
+    }
+    if (result.exitCode !== 0) {
+      const output = redactSecrets(`${result.stderr}\n${result.stdout}`.trim(), creds ? [creds.password, basic] : []).slice(-2000);
+      throw new KilnError("unavailable", `${options.what} failed (exit ${result.exitCode}): ${output}`);
+    }
+    return result;
   }
 
   // ---------------------------------------------------------------- toolbox
@@ -659,7 +740,7 @@ export class DaytonaProvider implements SandboxProvider {
           const secrets = Object.values(env).filter((v) => v.length >= 6);
           throw new KilnError(
             "unavailable",
-            `sandbox-agent exited (code ${cmd.exitCode}) before becoming healthy: ${redact(tail.stdout, secrets)}`,
+            `sandbox-agent exited (code ${cmd.exitCode}) before becoming healthy: ${redactSecrets(tail.stdout, secrets)}`,
           );
         }
       }
@@ -679,8 +760,3 @@ export class DaytonaProvider implements SandboxProvider {
   }
 }
 
-function redact(text: string, secrets: string[]): string {
-  let out = text;
-  for (const secret of secrets) if (secret) out = out.split(secret).join("***");
-  return out;
-}
