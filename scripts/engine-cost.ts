@@ -1,7 +1,7 @@
 // Engine CPU per RivetKit operation (decision 0009). Under load the Rivet Engine process, not the
 // backend, is what saturates; this probe prints what each kind of actor operation costs it, so a change
 // can be judged by the engine work it adds or removes. Not a test; figures vary run to run.
-//   npm run engine-cost      (spawns its own engine on a random port; ~1 min)
+//   npm run engine-cost      (spawns its own engine on a random port; ~1.5 min)
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -23,7 +23,7 @@ async function serve(enginePort: number, storage: string): Promise<void> {
   setNativeEnv("RIVET_RUN_SERVICES", "0");
   const probe = actor({
     db: db({ schema: { rows }, migrations } as never),
-    options: { sleepTimeout: 5_000 },
+    options: { sleepTimeout: 20_000 },
     actions: {
       noop: () => 1,
       write: async (c, n: number, inTransaction: boolean) => {
@@ -105,9 +105,6 @@ async function measure(): Promise<void> {
   try {
     const main = client.probe.getOrCreate(["main"]);
     await main.noop();
-    await phase("actor create + one action", 30, async () => {
-      for (let i = 0; i < 30; i++) await (await client.probe.create([`c-${i}`])).noop();
-    });
     await phase("stateless action, getOrCreate(key)", 60, async () => {
       for (let i = 0; i < 60; i++) await main.noop();
     });
@@ -132,9 +129,15 @@ async function measure(): Promise<void> {
       for (let i = 0; i < 20; i++) await conn.cronCycle();
     });
     await conn.dispose();
-    // 30 actors from the first phase are awake (5 s sleep timeout): measure the idle engine around them.
-    await phase("1 s with ~30 actors going to sleep", 8, () => new Promise((r) => setTimeout(r, 8_000)));
-    await phase("1 s idle", 4, () => new Promise((r) => setTimeout(r, 4_000)));
+    const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+    await phase("1 s idle (one actor awake)", 4, () => wait(4_000));
+    // Last, so the actors it leaves awake do not weigh on the figures above.
+    await phase("actor create + one action", 30, async () => {
+      for (let i = 0; i < 30; i++) await (await client.probe.create([`c-${i}`])).noop();
+    });
+    await wait(3_000); // let the creates' own engine work settle
+    await phase("an awake actor, per second (30 measured)", 4 * 30, () => wait(4_000));
+    await phase("an actor going to sleep (30 measured, idle included)", 30, () => wait(15_000));
   } finally {
     await client.dispose();
     server.kill("SIGKILL");
