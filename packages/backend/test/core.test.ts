@@ -85,9 +85,13 @@ describe("task lifecycle", () => {
     for (let i = 1; i < detail.steps.length; i++) {
       expect(detail.steps[i]!.startedAt!).toBeGreaterThanOrEqual(detail.steps[i - 1]!.finishedAt!);
     }
-    // The subscription saw each step running before it was done (realtime, not just the end state).
+    // Realtime, not just the end state: every step the subscription saw start live was seen running
+    // before done. A step may already be done in the first snapshot (ensure-name takes a few ms and
+    // can finish before the subscription opens), but never jump from pending to done in the stream.
     const runningSeen = new Set(seen.flatMap((d) => d.steps.filter((s) => s.state === "running").map((s) => s.step)));
-    expect([...runningSeen].sort()).toEqual([...PROVISION_STEPS].sort());
+    const doneAtSubscribe = new Set(seen[0]!.steps.filter((s) => s.state === "done").map((s) => s.step));
+    for (const step of PROVISION_STEPS) expect(runningSeen.has(step) || doneAtSubscribe.has(step), step).toBe(true);
+    expect(runningSeen.size).toBeGreaterThan(0); // the stream carried live transitions, not only end states
 
     expect(detail.task.branch).toBe(record.branch);
     expect(detail.task.title).toBe(prompt);

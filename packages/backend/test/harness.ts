@@ -39,8 +39,18 @@ function isFree(port: number): Promise<boolean> {
   });
 }
 
+/** Every temp dir made here, removed when the process exits (fixture repos, markers, data dirs). */
+const tempDirs = new Set<string>();
+
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `kiln-${prefix}-`));
+  const dir = mkdtempSync(path.join(os.tmpdir(), `kiln-${prefix}-`));
+  if (tempDirs.size === 0) {
+    process.once("exit", () => {
+      for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  tempDirs.add(dir);
+  return dir;
 }
 
 /** A git repo with one commit on `main` (and optionally more files). */

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Backend, startBackend, waitFor } from "../harness.ts";
 import { git } from "./fakes/git-server.ts";
 import type { FakeInstallation, FakeRepo } from "./fakes/fake-github.ts";
-import { APP_ID, OAUTH, WEBHOOK_SECRET, type World, signWebhook, startWorld } from "./helpers.ts";
+import { OAUTH, WEBHOOK_SECRET, type World, gitHubBackendEnv, signWebhook, startWorld } from "./helpers.ts";
 
 const SESSION_SECRET = "kiln-e2e-session-secret-0123456789abcdef";
 
@@ -138,13 +138,7 @@ beforeAll(async () => {
   world.fake.addUser({ login: "bob", name: "Bob", installationIds: [globex.id] });
   backend = await startBackend({
     env: {
-      GITHUB_APP_ID: String(APP_ID),
-      GITHUB_APP_PRIVATE_KEY: world.keys.privateKeyPem,
-      GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      GITHUB_API_URL: world.fake.url,
-      GITHUB_CLIENT_ID: OAUTH.clientId,
-      GITHUB_CLIENT_SECRET: OAUTH.clientSecret,
-      KILN_SESSION_SECRET: SESSION_SECRET,
+      ...gitHubBackendEnv(world, SESSION_SECRET),
     },
   });
   aliceToken = await signIn("alice");

@@ -45,6 +45,19 @@ export interface World {
   close(): Promise<void>;
 }
 
+/** The backend environment that turns GitHub (App, webhooks, OAuth sign-in) on against this world's fake. */
+export function gitHubBackendEnv(world: World, sessionSecret: string): Record<string, string> {
+  return {
+    GITHUB_APP_ID: String(APP_ID),
+    GITHUB_APP_PRIVATE_KEY: world.keys.privateKeyPem,
+    GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    GITHUB_API_URL: world.fake.url,
+    GITHUB_CLIENT_ID: OAUTH.clientId,
+    GITHUB_CLIENT_SECRET: OAUTH.clientSecret,
+    KILN_SESSION_SECRET: sessionSecret,
+  };
+}
+
 export async function startWorld(
   options: {
     withGit?: boolean;

@@ -127,6 +127,8 @@ interface Reply {
   status: number;
   body?: unknown;
   headers?: Record<string, string>;
+  /** Sent as is instead of JSON (web pages and images, not REST): set content-type in headers. */
+  raw?: string | Buffer;
 }
 
 interface Route {
@@ -150,6 +152,13 @@ class HttpError extends Error {
 }
 
 const DOCS = "https://docs.github.com/rest";
+/** github.com's browser session cookie: the authorize page knows who is signed in by it. */
+export const WEB_SESSION_COOKIE = "user_session";
+/** A 1×1 PNG: what the fake serves at the avatar_url it hands out. */
+const AVATAR_PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=",
+  "base64",
+);
 const DEFAULT_INSTALLATION_PERMISSIONS: Permissions = {
   contents: "write",
   pull_requests: "write",
@@ -197,6 +206,8 @@ export class FakeGitHub {
   private readonly corruptions: Array<{ method: string; template: string; mutate: (body: Json) => void }> = [];
   private readonly oauthCodes = new Map<string, { login: string; expiresAt: number }>();
   private readonly userTokens = new Map<string, { login: string; expiresAt: number }>();
+  /** `user_session` cookie value → login: who is signed in to "github.com" in a browser. */
+  private readonly webSessions = new Map<string, string>();
   private nextId = 1000;
   private readonly maxPerPage: number;
 
@@ -301,6 +312,18 @@ export class FakeGitHub {
     return code;
   }
 
+  /**
+   * A github.com browser session for `login`. Put it in a browser as the `user_session` cookie for
+   * this fake's URL: GET /login/oauth/authorize then signs that user in (as if they had already
+   * authorised the App), like GitHub does for a signed-in user.
+   */
+  createWebSession(login: string): { name: string; value: string } {
+    if (!this.users.has(login)) throw new Error(`no fake user ${login}: addUser first`);
+    const value = randomBytes(24).toString("base64url");
+    this.webSessions.set(value, login);
+    return { name: WEB_SESSION_COOKIE, value };
+  }
+
   expireAllTokens() {
     for (const t of this.tokens) t.expiresAt = Math.min(t.expiresAt, Date.now() - 1);
   }
@@ -368,6 +391,13 @@ export class FakeGitHub {
         record.auth = "oauth";
         validate = false; // the OAuth web endpoint is not part of the REST description
         reply = this.oauthAccessToken(parseBody(raw, req.headers["content-type"]));
+      } else if (method === "GET" && url.pathname === "/login/oauth/authorize") {
+        record.auth = "oauth";
+        validate = false; // a web page, not REST
+        reply = this.oauthAuthorize(url, req.headers.cookie);
+      } else if (method === "GET" && /^\/avatars\/[^/]+$/.test(url.pathname)) {
+        validate = false; // GitHub serves avatars from avatars.githubusercontent.com; the fake from itself
+        reply = { status: 200, headers: { "content-type": "image/png", "cache-control": "max-age=300" }, raw: AVATAR_PNG };
       } else {
         const found = this.match(method, url.pathname);
         if (!found) throw new HttpError(404, "Not Found");
@@ -408,7 +438,7 @@ export class FakeGitHub {
       }
     }
     record.status = reply.status;
-    const text = reply.body === undefined ? "" : JSON.stringify(reply.body);
+    const text = reply.raw ?? (reply.body === undefined ? "" : JSON.stringify(reply.body));
     res.writeHead(reply.status, {
       "content-type": "application/json; charset=utf-8",
       "x-github-media-type": "github.v3; format=json",
@@ -929,6 +959,44 @@ export class FakeGitHub {
       const { page, headers } = this.paginate(ctx, all);
       return { status: 200, headers, body: { total_count: all.length, installations: page.map((i) => this.installationBody(i)) } };
     });
+  }
+
+  /**
+   * GitHub's authorize page (OAuth web flow step 1) for a user who is signed in to GitHub (the
+   * `user_session` cookie from createWebSession) and has already authorised the App: it redirects to
+   * redirect_uri with a one-time `code` and the caller's `state` unchanged. GitHub shows a 404 page
+   * for an unknown client_id and its login page to a signed-out visitor; the fake answers with short
+   * text pages instead. GitHub would fall back to the App's registered callback URL when redirect_uri
+   * is absent and passes a missing state through; the fake has no registered URL and refuses a
+   * missing state, since a sign-in without a CSRF nonce is a client bug a test should catch.
+   */
+  private oauthAuthorize(url: URL, cookieHeader: string | undefined): Reply {
+    const page = (status: number, text: string): Reply => ({
+      status,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+      raw: `fake GitHub: ${text}\n`,
+    });
+    const q = url.searchParams;
+    const oauth = this.options.oauth;
+    if (!oauth || q.get("client_id") !== oauth.clientId) return page(404, "Not Found (no application with this client_id)");
+    let target: URL;
+    try {
+      target = new URL(q.get("redirect_uri") ?? "");
+    } catch {
+      return page(400, "redirect_uri is missing or not an absolute URL");
+    }
+    if (target.protocol !== "http:" && target.protocol !== "https:") return page(400, "redirect_uri must be an http(s) URL");
+    const state = q.get("state");
+    if (!state) return page(400, "state is missing");
+    const session = cookieHeader
+      ?.split(";")
+      .map((part) => part.trim().split("="))
+      .find(([name]) => name === WEB_SESSION_COOKIE)?.[1];
+    const login = session ? this.webSessions.get(session) : undefined;
+    if (!login) return page(401, "Sign in to GitHub to continue (no user_session cookie for this browser)");
+    target.searchParams.set("code", this.issueOAuthCode(login));
+    target.searchParams.set("state", state);
+    return { status: 302, headers: { location: target.toString(), "content-type": "text/html; charset=utf-8" }, raw: "" };
   }
 
   /** GitHub's OAuth web endpoint: errors are HTTP 200 with {error, error_description}. */
