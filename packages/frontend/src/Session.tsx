@@ -2,7 +2,7 @@
 // at once for org "default"; with sign-in on, a signed-out visitor sees the GitHub sign-in button and a
 // signed-in user works in one of their organizations (GitHub accounts the App is installed on).
 import type { KilnClient } from "@kiln/client";
-import type { SessionInfo } from "@kiln/shared";
+import { SIGN_IN_ERROR_PARAM, type SessionInfo } from "@kiln/shared";
 import { useEffect, useState } from "react";
 import { App } from "./App.tsx";
 import { ORG_STORAGE_KEY, SignOutButton } from "./Account.tsx";
@@ -59,13 +59,29 @@ export function Root({ choice }: { choice: ClientChoice }) {
   return <App key={ORG_ID} choice={choice} session={session} />;
 }
 
+/** Why the last sign-in failed (the backend's callback sends the browser back with it), read once. */
+function takeSignInError(): string | null {
+  const url = new URL(window.location.href);
+  const message = url.searchParams.get(SIGN_IN_ERROR_PARAM);
+  if (message === null) return null;
+  url.searchParams.delete(SIGN_IN_ERROR_PARAM);
+  window.history.replaceState(null, "", url); // a reload should not show it again
+  return message;
+}
+
 function SignIn({ session }: { session: SessionInfo }) {
+  const [error] = useState(takeSignInError);
   return (
     <div className="gate" data-testid="sign-in">
       <div className="gate-card">
         <span className="brand-mark big" aria-hidden="true" />
         <h1>Kiln</h1>
         <p className="muted">Background coding agents for your GitHub repositories.</p>
+        {error && (
+          <p className="error-text" role="alert" data-testid="sign-in-error">
+            Sign-in failed: {error}
+          </p>
+        )}
         <a className="btn btn-primary" href={session.signInUrl ?? "/v1/auth/github/login"} data-testid="sign-in-button">
           Sign in with GitHub
         </a>

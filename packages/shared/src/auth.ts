@@ -41,3 +41,6 @@ export type AuthMeResponse = z.infer<typeof AuthMeResponseSchema>;
 /** Connection params every actor call carries when auth is on. */
 export const ActorConnParamsSchema = z.object({ token: z.string().min(1).max(8192) });
 export type ActorConnParams = z.infer<typeof ActorConnParamsSchema>;
+
+/** Query parameter on `/` that carries why a browser's GitHub sign-in failed back to the sign-in screen. */
+export const SIGN_IN_ERROR_PARAM = "sign_in_error";

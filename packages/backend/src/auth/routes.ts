@@ -2,7 +2,7 @@
 // `me` (session info + the bearer the client hands to actors) and logout. The GitHub user token from the
 // code exchange is used once to read the user and their installations, then dropped: Kiln stores none.
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { type AuthMeResponse, DEFAULT_ORG_ID, KilnError, errorMessage } from "@kiln/shared";
+import { type AuthMeResponse, DEFAULT_ORG_ID, KilnError, SIGN_IN_ERROR_PARAM, errorMessage } from "@kiln/shared";
 import type { Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -37,6 +37,16 @@ function sameString(a: string, b: string): boolean {
 
 function errorJson(c: Context, error: KilnError) {
   return c.json({ code: error.code, message: error.message }, error.status as ContentfulStatusCode);
+}
+
+/**
+ * A failed OAuth callback: a browser that navigated here goes back to the sign-in screen with the
+ * reason (it would otherwise be left on a page of raw JSON); any other client gets the JSON error.
+ */
+function signInFailed(c: Context, error: KilnError) {
+  const navigation = c.req.header("sec-fetch-mode") === "navigate" || (c.req.header("accept") ?? "").includes("text/html");
+  if (!navigation) return errorJson(c, error);
+  return c.redirect(`/?${SIGN_IN_ERROR_PARAM}=${encodeURIComponent(error.message)}`, 302);
 }
 
 export function registerAuthRoutes(app: Hono, options: AuthRoutesOptions): void {
@@ -132,18 +142,18 @@ export function registerAuthRoutes(app: Hono, options: AuthRoutesOptions): void 
     const expected = getCookie(c, STATE_COOKIE);
     deleteCookie(c, STATE_COOKIE, { path: "/v1/auth/github" });
     const denied = c.req.query("error");
-    if (denied) return errorJson(c, new KilnError("unauthorized", `GitHub sign-in was not completed (${denied.slice(0, 100)})`));
+    if (denied) return signInFailed(c, new KilnError("unauthorized", `GitHub sign-in was not completed (${denied.slice(0, 100)})`));
     const state = c.req.query("state") ?? "";
     const code = c.req.query("code") ?? "";
     if (!expected || !state || !sameString(expected, state)) {
-      return errorJson(c, new KilnError("invalid_input", "sign-in state does not match; start again from the sign-in button"));
+      return signInFailed(c, new KilnError("invalid_input", "sign-in state does not match; start again from the sign-in button"));
     }
-    if (!code) return errorJson(c, new KilnError("invalid_input", "GitHub did not return a sign-in code"));
+    if (!code) return signInFailed(c, new KilnError("invalid_input", "GitHub did not return a sign-in code"));
     let session;
     try {
       session = await driver.exchangeOAuthCode({ code, redirectUrl: `${baseUrl(c, auth)}${CALLBACK_PATH}` });
     } catch (error) {
-      if (error instanceof KilnError) return errorJson(c, error);
+      if (error instanceof KilnError) return signInFailed(c, error);
       throw error;
     }
     const accounts = session.installations.filter((i) => !i.suspended && i.account).map((i) => i.account!.login);

@@ -224,18 +224,19 @@ describe("the OAuth state check", () => {
     // A valid, unused code for alice, delivered with a state that is not this browser's.
     const code = world.fake.issueOAuthCode("alice");
     const exchangesBefore = world.fake.requests.filter((r) => r.path === "/login/oauth/access_token").length;
-    const response = await page.goto(`${kiln}/v1/auth/github/callback?code=${code}&state=forged-${stateCookie!.value.slice(0, 8)}x`);
-    expect(response?.status()).toBe(400);
-    const body = JSON.parse((await response?.text()) ?? "{}") as { code?: string; message?: string };
-    expect(body).toEqual({
-      code: "invalid_input",
-      message: "sign-in state does not match; start again from the sign-in button",
-    });
+    // The browser is sent back to the sign-in screen with the reason (API clients get the JSON 400).
+    await page.goto(`${kiln}/v1/auth/github/callback?code=${code}&state=forged-${stateCookie!.value.slice(0, 8)}x`);
+    await byTestId(page, "sign-in-error").waitFor({ timeout: 30_000 });
+    await expect(byTestId(page, "sign-in-error").textContent()).resolves.toBe(
+      "Sign-in failed: sign-in state does not match; start again from the sign-in button",
+    );
+    expect(page.url()).toBe(`${kiln}/`); // the reason is read once, then dropped from the address
     // Refused before the code was exchanged; no session cookie, and the state cookie is spent.
     expect(world.fake.requests.filter((r) => r.path === "/login/oauth/access_token").length).toBe(exchangesBefore);
     expect((await kilnCookies(context)).map((c) => c.name)).toEqual([]);
-    await page.goto(`${kiln}/`);
+    await page.reload();
     await byTestId(page, "sign-in").waitFor({ timeout: 30_000 });
+    expect(await byTestId(page, "sign-in-error").count()).toBe(0);
     await expect(meFromPage(page)).resolves.toMatchObject({ user: null, token: null });
   });
 });
