@@ -129,7 +129,7 @@ export function makeTaskActor(deps: BackendDeps) {
 
   /**
    * The organization, addressed by actor id: a call by key costs the engine a lookup each time
-   * (≈2× the engine CPU of a call by id, research/benchmarks.md), and tasks call it on every change.
+   * (≈2× the engine CPU of a call by id, decision 0009), and tasks call it on every change.
    */
   const orgOf = async (c: Ctx): Promise<OrgForTask> => {
     const [, orgId] = c.key;
@@ -493,9 +493,15 @@ export function makeTaskActor(deps: BackendDeps) {
           await appendHistory(c, "task.retry", `Retrying from ${failed.step}`, { step: failed.step });
           await refreshTask(c);
           await c.queue.send(PROVISION_QUEUE, { reason: "retry" });
-          // The organization's task watch is this workflow's durable wake-up: tell it now, not eventually.
-          const summary = await buildSummary(c);
-          if (summary) await (await orgOf(c as unknown as Ctx)).applyTaskSummary(summary);
+          // The organization's task watch is this workflow's durable wake-up: tell it now, not eventually
+          // (if that fails, the retry is still under way: fall back to the retried background push).
+          try {
+            const summary = await buildSummary(c);
+            if (summary) await (await orgOf(c as unknown as Ctx)).applyTaskSummary(summary);
+          } catch (error) {
+            logError(c)("reporting the retry to the organization", error);
+            scheduleSummaryPush(c as unknown as Ctx);
+          }
         }),
 
       sendMessage: async (c, input: unknown) =>
