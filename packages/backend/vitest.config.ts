@@ -1,5 +1,5 @@
 import { defineConfig } from "vitest/config";
-import { kilnReporters } from "../../vitest.reporters.ts";
+import { kilnGlobalSetup, kilnReporters } from "../../vitest.reporters.ts";
 
 export default defineConfig({
   test: {
@@ -8,6 +8,7 @@ export default defineConfig({
     hookTimeout: 90_000,
     // Integration suites each start an engine and daemons; two at a time fits a 2-core machine.
     maxWorkers: 2,
+    globalSetup: kilnGlobalSetup,
     ...kilnReporters("backend"),
   },
 });

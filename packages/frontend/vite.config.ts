@@ -1,6 +1,6 @@
 import react from "@vitejs/plugin-react";
 import { defineConfig } from "vitest/config";
-import { kilnReporters } from "../../vitest.reporters.ts";
+import { kilnGlobalSetup, kilnReporters } from "../../vitest.reporters.ts";
 
 export default defineConfig({
   plugins: [react()],
@@ -21,6 +21,7 @@ export default defineConfig({
     // Browser tests build the UI and drive Chromium: give them room.
     testTimeout: 120_000,
     hookTimeout: 180_000,
+    globalSetup: kilnGlobalSetup,
     ...kilnReporters("frontend"),
   },
 });

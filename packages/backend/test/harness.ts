@@ -39,11 +39,15 @@ function isFree(port: number): Promise<boolean> {
   });
 }
 
-/** Every temp dir made here, removed when the process exits (fixture repos, markers, data dirs). */
+/** Every temp dir made here, removed when the process exits (scripts such as the bench). */
 const tempDirs = new Set<string>();
 
+/**
+ * A fresh temp dir (fixture repo, marker, data dir). Under vitest it lives in the run's own temp dir
+ * (KILN_TEST_TMPDIR, removed after the run: workers end without an "exit" event).
+ */
 export function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `kiln-${prefix}-`));
+  const dir = mkdtempSync(path.join(process.env.KILN_TEST_TMPDIR ?? os.tmpdir(), `kiln-${prefix}-`));
   if (tempDirs.size === 0) {
     process.once("exit", () => {
       for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
