@@ -66,7 +66,7 @@ function takeSignInError(): string | null {
   if (message === null) return null;
   url.searchParams.delete(SIGN_IN_ERROR_PARAM);
   window.history.replaceState(null, "", url); // a reload should not show it again
-  return message;
+  return message.slice(0, 300); // anyone can craft this link: shown as text, and kept short
 }
 
 function SignIn({ session }: { session: SessionInfo }) {

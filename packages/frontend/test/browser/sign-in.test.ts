@@ -91,7 +91,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const context of contexts) await context.close().catch(() => undefined);
+  for (const context of contexts) await context.close().catch((error: unknown) => console.error("closing a browser context:", error));
   await browser?.close();
   await backend?.destroy();
   await world?.close();

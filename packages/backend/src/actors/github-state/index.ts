@@ -255,20 +255,25 @@ async function findRepo(c: GhCtx, query: { remoteUrl?: string | undefined; fullN
   return null;
 }
 
+/** The columns every sighting of a repository knows (API listing or webhook payload). */
+const repoIdentity = (installationId: number, repo: { id: number; owner: string; name: string; fullName: string }) => ({
+  githubId: repo.id,
+  installationId,
+  owner: repo.owner,
+  name: repo.name,
+  fullNameKey: repo.fullName.toLowerCase(),
+  fullName: repo.fullName,
+  updatedAt: Date.now(),
+});
+
 async function upsertRepo(c: GhCtx, installationId: number, repo: GitHubRepository): Promise<void> {
   const values = {
-    githubId: repo.id,
-    installationId,
-    owner: repo.owner,
-    name: repo.name,
-    fullNameKey: repo.fullName.toLowerCase(),
-    fullName: repo.fullName,
+    ...repoIdentity(installationId, repo),
     defaultBranch: repo.defaultBranch,
     private: repo.private,
     archived: repo.archived,
     cloneUrl: repo.cloneUrl,
     htmlUrl: repo.htmlUrl,
-    updatedAt: Date.now(),
   };
   await writeRepo(c, values);
 }
@@ -295,13 +300,7 @@ async function writeRepo(
 /** A repo seen only in a webhook (no clone URL/default branch yet): keep what is known. */
 async function upsertWebhookRepo(c: GhCtx, installationId: number, repo: WebhookRepo): Promise<void> {
   const values = {
-    githubId: repo.id,
-    installationId,
-    owner: repo.owner,
-    name: repo.name,
-    fullNameKey: repo.fullName.toLowerCase(),
-    fullName: repo.fullName,
-    updatedAt: Date.now(),
+    ...repoIdentity(installationId, repo),
     ...(repo.defaultBranch !== null ? { defaultBranch: repo.defaultBranch } : {}),
   };
   await writeRepo(c, values);

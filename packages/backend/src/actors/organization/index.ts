@@ -26,7 +26,7 @@ import {
   normalizeRemoteUrl,
   repoNameFromUrl,
 } from "@kiln/shared";
-import { and, asc, eq, gte, isNotNull, lt, or, sql } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import { actor, event } from "rivetkit";
 import type { InferDatabaseClient } from "rivetkit/db";
 import { db } from "rivetkit/db/drizzle";
@@ -163,27 +163,29 @@ async function armTaskWatch(c: WatchCtx, intervalMs: number): Promise<void> {
 
 /** Tasks the watch covers, and those of them due for a wake-up now. */
 async function scanTasks(c: WatchCtx, intervalMs: number): Promise<{ watched: number; due: string[] }> {
-  const [index, summaries] = await Promise.all([
-    c.db.select({ taskId: schema.taskIndex.taskId, createdAt: schema.taskIndex.createdAt }).from(schema.taskIndex),
-    c.db.select().from(schema.taskSummaries),
-  ]);
-  const byId = new Map(summaries.map((r) => [r.taskId, JSON.parse(r.summaryJson) as TaskSummary]));
+  // Runs every tick: let SQLite pick the few watched tasks instead of parsing every summary ever written.
+  const status = sql<string | null>`json_extract(${schema.taskSummaries.summaryJson}, '$.status')`;
+  const rows = await c.db
+    .select({
+      taskId: schema.taskIndex.taskId,
+      createdAt: schema.taskIndex.createdAt,
+      status,
+      updatedAt: schema.taskSummaries.updatedAt,
+    })
+    .from(schema.taskIndex)
+    .leftJoin(schema.taskSummaries, eq(schema.taskSummaries.taskId, schema.taskIndex.taskId))
+    // No summary yet: indexed just before a crash, so still queued.
+    .where(or(isNull(schema.taskSummaries.taskId), inArray(status, [...PROVISIONING, ...IN_TURN])));
   const now = Date.now();
-  let watched = 0;
   const due: string[] = [];
-  for (const { taskId, createdAt } of index) {
-    const summary = byId.get(taskId);
-    const status = summary?.status ?? "queued"; // in the index but no summary yet: created just before a crash
-    const updatedAt = summary?.updatedAt ?? createdAt;
-    if (PROVISIONING.has(status)) {
-      watched++;
-      if (now - updatedAt > 2 * intervalMs) due.push(taskId);
-    } else if (IN_TURN.has(status)) {
-      watched++;
-      if (now - Math.max(updatedAt, c.vars.lastWoken.get(taskId) ?? 0) > IN_TURN_WAKE_INTERVAL_MS) due.push(taskId);
-    }
+  for (const row of rows) {
+    const updatedAt = row.updatedAt ?? row.createdAt;
+    const stalled = IN_TURN.has(row.status ?? "queued")
+      ? now - Math.max(updatedAt, c.vars.lastWoken.get(row.taskId) ?? 0) > IN_TURN_WAKE_INTERVAL_MS
+      : now - updatedAt > 2 * intervalMs;
+    if (stalled) due.push(row.taskId);
   }
-  return { watched, due };
+  return { watched: rows.length, due };
 }
 
 /**
@@ -333,8 +335,9 @@ async function writeSummary(c: OrgCtx, summary: TaskSummary): Promise<void> {
   c.broadcast(ORG_EVENT_NAME, { type: "summary", summary, seq });
 }
 
-/** Branches of `repoId` that a task named `base` could collide with: `base` itself and `base-N`. */
-async function branchesLike(c: OrgCtx, repoId: string, base: string): Promise<Set<string>> {
+/** `kiln/<title slug>`, suffixed until no task of the repo holds it. */
+async function freeBranchName(c: OrgCtx, repoId: string, title: string): Promise<string> {
+  const base = branchBaseName(title);
   const rows = await c.db
     .select({ branch: schema.taskIndex.branch })
     .from(schema.taskIndex)
@@ -345,7 +348,8 @@ async function branchesLike(c: OrgCtx, repoId: string, base: string): Promise<Se
         or(eq(schema.taskIndex.branch, base), and(gte(schema.taskIndex.branch, `${base}-`), lt(schema.taskIndex.branch, `${base}.`))),
       ),
     );
-  return new Set(rows.map((r) => r.branch).filter((b): b is string => b !== null));
+  const taken = new Set(rows.map((r) => r.branch));
+  return deriveBranchName(title, (b) => taken.has(b));
 }
 
 /**
@@ -358,8 +362,7 @@ async function reserveTaskBranch(
   entry: { taskId: string; repoId: string; repoName: string; requested: string | null; title: string },
 ): Promise<string> {
   for (let attempt = 0; ; attempt++) {
-    const taken = entry.requested ? new Set<string>() : await branchesLike(c, entry.repoId, branchBaseName(entry.title));
-    const branch = entry.requested ?? deriveBranchName(entry.title, (b) => taken.has(b));
+    const branch = entry.requested ?? (await freeBranchName(c, entry.repoId, entry.title));
     try {
       await c.db.insert(schema.taskIndex).values({ taskId: entry.taskId, repoId: entry.repoId, branch, createdAt: Date.now() });
       return branch;
@@ -487,15 +490,8 @@ export function makeOrganizationActor(deps: BackendDeps) {
           const [entry] = await c.db.select().from(schema.taskIndex).where(eq(schema.taskIndex.taskId, data.taskId));
           if (!entry) throw new KilnError("not_found", `task ${data.taskId} is not in the index`);
           if (entry.branch) return entry.branch;
-          const taken = new Set(
-            (
-              await c.db
-                .select({ branch: schema.taskIndex.branch })
-                .from(schema.taskIndex)
-                .where(and(eq(schema.taskIndex.repoId, data.repoId), isNotNull(schema.taskIndex.branch)))
-            ).map((r) => r.branch),
-          );
-          const branch = deriveBranchName(data.title, (b) => taken.has(b));
+          // Only tasks created before createTask reserved branches get here.
+          const branch = await freeBranchName(c, data.repoId, data.title);
           await c.db.update(schema.taskIndex).set({ branch }).where(eq(schema.taskIndex.taskId, data.taskId));
           return branch;
         }),
