@@ -11,6 +11,7 @@ import { type KilnClient, createKilnClient } from "@kiln/client";
 import { DEFAULT_ORG_ID, PROVISION_STEPS, type RepoRecord, type TaskDetail } from "@kiln/shared";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { signActionsCallback } from "../../src/integrations/github-actions/callbacks.ts";
+import { isNotFound } from "../../src/providers/daytona/errors.ts";
 import { type Backend, freePort, makeGitRepo, startBackend, waitFor } from "../harness.ts";
 import { FakeDaytona } from "./fake-daytona.ts";
 import { SANDBOX_AGENT_BIN, workflowGetOrCreate } from "./helpers.ts";
@@ -147,6 +148,18 @@ async function settled(taskId: string, checkpoints = 1, timeoutMs = 90_000): Pro
   );
 }
 
+/**
+ * A sandbox labelled as this org's but for no live task. The SDK's create waits for it to start; a
+ * reaper pass may delete it during that wait, which is the outcome under test, not a failure.
+ */
+async function makeOrphan(name: string): Promise<void> {
+  try {
+    await sdk.create({ name, snapshot: SNAPSHOT, labels: { app: "kiln", org, task: `gone-${name}` } }, { timeout: 30 });
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+}
+
 const gone = (name: string) => {
   const s = fake.byName(name);
   return !s || s.state === "destroying" || s.state === "destroyed";
@@ -269,7 +282,7 @@ describe("Daytona provider, end to end through the real backend", { timeout: 150
 
   test("the maintenance actor reaps orphaned sandboxes of this org only, never live ones", async () => {
     const make = (name: string, labels: Record<string, string>) => sdk.create({ name, snapshot: SNAPSHOT, labels }, { timeout: 30 });
-    await make("stray-orphan", { app: "kiln", org, task: "no-such-task" });
+    await makeOrphan("stray-orphan");
     await make("stray-other-org", { app: "kiln", org: "someone-else", task: "no-such-task" });
     await make("not-kiln", { app: "other", org, task: "no-such-task" });
     // Armed by the organization on addRepo; interval 5 s in this test.
@@ -294,7 +307,7 @@ describe("Daytona provider, end to end through the real backend", { timeout: 150
     expect(await client.readFile(org, { taskId, path: "notes.txt" })).toBe("hello\n");
 
     // A full reaper pass after the archive (proved by a fresh orphan going away) leaves it alone.
-    await sdk.create({ name: "stray-orphan-2", snapshot: SNAPSHOT, labels: { app: "kiln", org, task: "gone-task" } }, { timeout: 30 });
+    await makeOrphan("stray-orphan-2");
     await waitFor("the second orphan to be reaped", () => gone("stray-orphan-2"), 30_000, 250);
     expect(gone(name)).toBe(false);
 
