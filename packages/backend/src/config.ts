@@ -39,6 +39,8 @@ export const ConfigSchema = z.object({
   KILN_TEST_CREATE_SANDBOX_DELAY_MS: z.coerce.number().int().min(0).default(0),
   /** Test hook: make the next N create-sandbox attempts fail (proves retry). */
   KILN_TEST_FAIL_CREATE_SANDBOX_MARKER: z.string().optional(),
+  /** Test hook: enable the task actor's testSeedTranscript action (bulk transcript rows). Off by default. */
+  KILN_TEST_SEED_TRANSCRIPT: bool,
   /** Watchdog cadence that re-wakes task actors after a crash. */
   KILN_WATCHDOG_INTERVAL_MS: z.coerce.number().int().min(500).default(5000),
   /**

@@ -1,5 +1,6 @@
 // The RivetKit registry: Kiln's actors wired to their dependencies.
 import { setup } from "rivetkit";
+import { TRANSPORT_MAX_MESSAGE_BYTES } from "@kiln/shared";
 import { makeGitHubStateActor } from "./actors/github-state/index.ts";
 import { makeMaintenanceActor } from "./actors/maintenance/index.ts";
 import { makeOrganizationActor } from "./actors/organization/index.ts";
@@ -25,6 +26,9 @@ export function makeRegistry(deps: BackendDeps, engine: EngineOptions) {
   const common = {
     use,
     noWelcome: true,
+    // RivetKit's default is 64 KiB: inputs inside Kiln's limits (packages/shared/src/limits.ts) need more.
+    maxIncomingMessageSize: TRANSPORT_MAX_MESSAGE_BYTES,
+    maxOutgoingMessageSize: TRANSPORT_MAX_MESSAGE_BYTES,
     envoy: { poolName: engine.poolName },
     logging: { level: engine.logLevel ?? "warn" },
   } as const;

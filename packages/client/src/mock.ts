@@ -603,6 +603,11 @@ export function createMockKilnClient(options: MockKilnClientOptions = {}): KilnC
     async getTask(orgId, taskId) {
       return taskState(orgId, parseInput(TaskRefSchema, { taskId }).taskId).detail;
     },
+    // The mock's detail holds the whole transcript: there is never an older page.
+    async getTranscriptPage(orgId, input) {
+      taskState(orgId, input.taskId);
+      return { sessionId: input.sessionId, events: [], before: null };
+    },
     async sendMessage(orgId, input) {
       assertOpen();
       const parsed = parseInput(SendMessageInputSchema, input, "message");
@@ -750,6 +755,12 @@ export function createMockKilnClient(options: MockKilnClientOptions = {}): KilnC
       const file = t.files.get(parsed.path.replace(/^\/+/, ""));
       if (!file || file.current === null) throw notFound("file", parsed.path);
       return file.current;
+    },
+    async readFileRange(orgId, input) {
+      const content = await this.readFile(orgId, input);
+      const offset = Math.min(input.offset ?? 0, content.length);
+      const slice = content.slice(offset, offset + (input.length ?? content.length));
+      return { content: slice, offset, totalChars: content.length, truncated: offset + slice.length < content.length };
     },
     async writeFile(orgId, input) {
       const parsed = parseInput(WriteFileInputSchema, input, "file");

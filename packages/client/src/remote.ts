@@ -21,6 +21,7 @@ import {
   errorMessage,
   isErrorCode,
 } from "@kiln/shared";
+import { checked } from "./checked.ts";
 import { createClient } from "rivetkit/client";
 import { installFetchCompat } from "./fetch-compat.ts";
 import type { ConnectionState, KilnClient, Subscription, SubscriptionCallbacks } from "./types.ts";
@@ -395,30 +396,33 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
   };
 
   return {
-    addRepo: (orgId, input) => callOrg(orgId, "addRepo", input),
+    addRepo: async (orgId, input) => callOrg(orgId, "addRepo", checked("addRepo", input)),
     listRepos: (orgId) => callOrg(orgId, "listRepos"),
-    createTask: (orgId, input) => callOrg(orgId, "createTask", input),
+    createTask: async (orgId, input) => callOrg(orgId, "createTask", checked("createTask", input)),
     listTasks: (orgId) => callOrg(orgId, "listTasks"),
     getOrganization: (orgId) => callOrg(orgId, "getSnapshot"),
     listSandboxes: (orgId) => callOrg(orgId, "listSandboxes"),
-    destroyAllSandboxes: (orgId, input = {}) => callOrg(orgId, "destroyAllSandboxes", input),
+    destroyAllSandboxes: async (orgId, input = {}) => callOrg(orgId, "destroyAllSandboxes", checked("destroyAllSandboxes", input)),
 
     getTask: (orgId, taskId) => callTask(orgId, taskId, "getDetail"),
-    sendMessage: (orgId, input) => callTask(orgId, input.taskId, "sendMessage", input),
-    answerPermission: (orgId, input) => callTask(orgId, input.taskId, "answerPermission", input),
-    createSession: (orgId, input) => callTask(orgId, input.taskId, "createSession", input),
-    stopSession: (orgId, input) => callTask(orgId, input.taskId, "stopSession", input),
-    closeSession: (orgId, input) => callTask(orgId, input.taskId, "closeSession", input),
-    renameSession: (orgId, input) => callTask(orgId, input.taskId, "renameSession", input),
+    sendMessage: async (orgId, input) => callTask(orgId, input.taskId, "sendMessage", checked("sendMessage", input)),
+    answerPermission: async (orgId, input) => callTask(orgId, input.taskId, "answerPermission", checked("answerPermission", input)),
+    createSession: async (orgId, input) => callTask(orgId, input.taskId, "createSession", checked("createSession", input)),
+    stopSession: async (orgId, input) => callTask(orgId, input.taskId, "stopSession", checked("stopSession", input)),
+    closeSession: async (orgId, input) => callTask(orgId, input.taskId, "closeSession", checked("closeSession", input)),
+    renameSession: async (orgId, input) => callTask(orgId, input.taskId, "renameSession", checked("renameSession", input)),
     retryTask: (orgId, taskId) => callTask(orgId, taskId, "retry", { taskId }),
-    archiveTask: (orgId, input) => callTask(orgId, input.taskId, "archive", input),
+    archiveTask: async (orgId, input) => callTask(orgId, input.taskId, "archive", checked("archive", input)),
     killTask: (orgId, taskId) => callTask(orgId, taskId, "kill", { taskId }),
     getDiff: (orgId, taskId) => callTask(orgId, taskId, "getChanges"),
-    getFileDiff: (orgId, taskId, path) => callTask(orgId, taskId, "getFileDiff", { taskId, path }),
-    exec: (orgId, input) => callTask(orgId, input.taskId, "exec", input),
-    runCode: (orgId, input) => callTask(orgId, input.taskId, "runCode", input),
-    readFile: (orgId, input) => callTask(orgId, input.taskId, "readFile", input),
-    writeFile: (orgId, input) => callTask(orgId, input.taskId, "writeFile", input),
+    getFileDiff: async (orgId, taskId, path) => callTask(orgId, taskId, "getFileDiff", checked("getFileDiff", { taskId, path })),
+    exec: async (orgId, input) => callTask(orgId, input.taskId, "exec", checked("exec", input)),
+    runCode: async (orgId, input) => callTask(orgId, input.taskId, "runCode", checked("runCode", input)),
+    readFile: async (orgId, input) => callTask(orgId, input.taskId, "readFile", checked("readFile", input)),
+    writeFile: async (orgId, input) => callTask(orgId, input.taskId, "writeFile", checked("writeFile", input)),
+    readFileRange: async (orgId, input) => callTask(orgId, input.taskId, "readFileRange", checked("readFileRange", input)),
+    getTranscriptPage: async (orgId, input) =>
+      callTask(orgId, input.taskId, "getTranscriptPage", checked("getTranscriptPage", input)),
     destroySandbox: (orgId, taskId) => callTask(orgId, taskId, "destroySandbox", { taskId }),
 
     subscribeOrganization(orgId, cb) {
@@ -466,7 +470,7 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
       if (!response.ok) throw new KilnError("internal", `sign-out failed: HTTP ${response.status}`);
     },
     listGitHubRepos: (orgId) => callOrg(orgId, "listGitHubRepos"),
-    addGitHubRepo: (orgId, input) => callOrg(orgId, "addGitHubRepo", input),
+    addGitHubRepo: async (orgId, input) => callOrg(orgId, "addGitHubRepo", checked("addGitHubRepo", input)),
     syncGitHub: (orgId) => callGitHub(orgId, "sync"),
     getGitHub: (orgId) => callGitHub(orgId, "getSnapshot"),
     subscribeGitHub(orgId, cb) {
@@ -483,8 +487,8 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
           ),
       ).add(asCallbacks(cb));
     },
-    pushBranch: (orgId, input) => callTask(orgId, input.taskId, "pushBranch", input),
-    openPullRequest: (orgId, input) => callTask(orgId, input.taskId, "openPullRequest", input),
+    pushBranch: async (orgId, input) => callTask(orgId, input.taskId, "pushBranch", checked("pushBranch", input)),
+    openPullRequest: async (orgId, input) => callTask(orgId, input.taskId, "openPullRequest", checked("openPullRequest", input)),
 
     async dispose() {
       topics.clear();

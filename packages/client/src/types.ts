@@ -14,6 +14,10 @@ import type {
   ExecInput,
   ExecResult,
   FileDiff,
+  GetTranscriptPageInput,
+  ReadFileRangeInput,
+  ReadFileRangeResult,
+  TranscriptPage,
   GitHubRepoOption,
   GitHubSnapshot,
   GitHubSyncStatus,
@@ -60,7 +64,10 @@ export interface KilnClient {
   getOrganization(orgId: string): Promise<OrganizationSnapshot>;
 
   // Task
+  /** The task with each session's latest transcript window (`transcriptBefore`: where older pages start). */
   getTask(orgId: string, taskId: string): Promise<TaskDetail>;
+  /** A session's events older than `before` (newest page first when paging back). */
+  getTranscriptPage(orgId: string, input: GetTranscriptPageInput): Promise<TranscriptPage>;
   sendMessage(orgId: string, input: SendMessageInput): Promise<void>;
   answerPermission(orgId: string, input: AnswerPermissionInput): Promise<void>;
   createSession(orgId: string, input: CreateSessionInput): Promise<SessionRecord>;
@@ -76,7 +83,10 @@ export interface KilnClient {
   // Sandbox operations (any provider)
   exec(orgId: string, input: ExecInput): Promise<ExecResult>;
   runCode(orgId: string, input: RunCodeInput): Promise<ExecResult>;
+  /** A whole file up to READ_FILE_MAX_CHARS; bigger ones: a typed invalid_input (use readFileRange). */
   readFile(orgId: string, input: ReadFileInput): Promise<string>;
+  /** A slice of a file of any size; `truncated` says more follows. */
+  readFileRange(orgId: string, input: ReadFileRangeInput): Promise<ReadFileRangeResult>;
   writeFile(orgId: string, input: WriteFileInput): Promise<void>;
   listSandboxes(orgId: string): Promise<Array<SandboxInfo & { taskId: string }>>;
   /** Destroy one task's sandbox: a live task ends with it (killed); an archived task's kept sandbox is deleted. */

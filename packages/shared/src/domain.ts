@@ -159,6 +159,8 @@ export const TranscriptEventSchema = z.object({
   text: z.string().nullable(),
   /** Extra structured data: tool call id/status/title, plan entries, permission id/options. */
   data: z.record(z.string(), z.unknown()).nullable(),
+  /** Text or data was cut to the transcript item limit (the text ends with a visible marker). */
+  truncated: z.boolean().optional(),
 });
 export type TranscriptEvent = z.infer<typeof TranscriptEventSchema>;
 
@@ -221,7 +223,10 @@ export const TaskDetailSchema = z.object({
   steps: z.array(ProvisionStepRecordSchema),
   sandbox: SandboxInfoSchema.nullable(),
   sessions: z.array(SessionRecordSchema),
+  /** Each session's latest window of events (older ones: getTranscriptPage from `transcriptBefore`). */
   transcript: z.array(TranscriptEventSchema),
+  /** Per session with older events than the window: the cursor to page back from (`before`). */
+  transcriptBefore: z.record(z.string(), z.number().int()).optional(),
   history: z.array(HistoryEventSchema),
   changes: z.array(ChangedFileSchema),
 });

@@ -6,3 +6,5 @@ export * from "./naming.ts";
 export * from "./status.ts";
 export * from "./github.ts";
 export * from "./auth.ts";
+export * from "./limits.ts";
+export * from "./transcript.ts";

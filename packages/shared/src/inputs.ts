@@ -8,6 +8,15 @@ import {
   SessionIdSchema,
   TaskIdSchema,
 } from "./domain.ts";
+import {
+  CODE_MAX_CHARS,
+  COMMAND_MAX_CHARS,
+  MESSAGE_MAX_CHARS,
+  PROMPT_MAX_CHARS,
+  READ_FILE_MAX_CHARS,
+  WRITE_FILE_MAX_CHARS,
+  limitedString,
+} from "./limits.ts";
 
 /** https, ssh (`git@host:path` or `ssh://`), `file://` or an absolute local path. */
 export const RemoteUrlSchema = z
@@ -36,7 +45,7 @@ export type AddRepoInput = z.input<typeof AddRepoInputSchema>;
 
 export const CreateTaskInputSchema = z.object({
   repoId: RepoIdSchema,
-  prompt: z.string({ error: "prompt is required" }).trim().min(1, "prompt is required").max(100_000, "prompt is too long"),
+  prompt: limitedString("prompt", PROMPT_MAX_CHARS, { trim: true, required: "prompt is required" }),
   baseBranch: BranchNameSchema.optional(),
   branch: BranchNameSchema.optional(),
   title: z.string().trim().min(1).max(200).optional(),
@@ -51,7 +60,7 @@ export type TaskRef = z.input<typeof TaskRefSchema>;
 export const SendMessageInputSchema = z.object({
   taskId: TaskIdSchema,
   sessionId: SessionIdSchema,
-  text: z.string().trim().min(1, "message is empty").max(100_000, "message is too long"),
+  text: limitedString("message", MESSAGE_MAX_CHARS, { trim: true, required: "message is empty" }),
 });
 export type SendMessageInput = z.input<typeof SendMessageInputSchema>;
 
@@ -91,7 +100,7 @@ export type GetDiffInput = z.input<typeof GetDiffInputSchema>;
 // Sandbox operations (seed 002), available for every provider.
 export const ExecInputSchema = z.object({
   taskId: TaskIdSchema,
-  command: z.string().min(1, "command is required").max(10_000),
+  command: limitedString("command", COMMAND_MAX_CHARS, { required: "command is required" }),
   timeoutMs: z.number().int().min(100).max(600_000).optional(),
 });
 export type ExecInput = z.input<typeof ExecInputSchema>;
@@ -99,7 +108,7 @@ export type ExecInput = z.input<typeof ExecInputSchema>;
 export const RunCodeInputSchema = z.object({
   taskId: TaskIdSchema,
   language: z.enum(["javascript", "python", "bash"]),
-  code: z.string().min(1, "code is required").max(100_000),
+  code: limitedString("code", CODE_MAX_CHARS, { required: "code is required" }),
   timeoutMs: z.number().int().min(100).max(600_000).optional(),
 });
 export type RunCodeInput = z.input<typeof RunCodeInputSchema>;
@@ -113,10 +122,27 @@ const SandboxPathSchema = z
 export const ReadFileInputSchema = z.object({ taskId: TaskIdSchema, path: SandboxPathSchema });
 export type ReadFileInput = z.input<typeof ReadFileInputSchema>;
 
+/** One slice of a file of any size (characters from `offset`), for files over readFile's limit. */
+export const ReadFileRangeInputSchema = ReadFileInputSchema.extend({
+  offset: z.number().int().min(0).optional(),
+  length: z.number().int().min(1).max(READ_FILE_MAX_CHARS).optional(),
+});
+export type ReadFileRangeInput = z.input<typeof ReadFileRangeInputSchema>;
+
+export const ReadFileRangeResultSchema = z.object({
+  content: z.string(),
+  offset: z.number().int(),
+  /** The file's whole length in characters. */
+  totalChars: z.number().int(),
+  /** More of the file follows this slice (read on from offset + content.length). */
+  truncated: z.boolean(),
+});
+export type ReadFileRangeResult = z.infer<typeof ReadFileRangeResultSchema>;
+
 export const WriteFileInputSchema = z.object({
   taskId: TaskIdSchema,
   path: SandboxPathSchema,
-  content: z.string().max(5_000_000),
+  content: limitedString("content", WRITE_FILE_MAX_CHARS),
 });
 export type WriteFileInput = z.input<typeof WriteFileInputSchema>;
 
@@ -165,5 +191,7 @@ export const ExecResultSchema = z.object({
   stdout: z.string(),
   stderr: z.string(),
   durationMs: z.number(),
+  /** stdout or stderr was cut to EXEC_OUTPUT_MAX_CHARS (the cut text ends with a visible marker). */
+  truncated: z.boolean().optional(),
 });
 export type ExecResult = z.infer<typeof ExecResultSchema>;

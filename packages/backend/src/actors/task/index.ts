@@ -25,6 +25,10 @@ import {
   WriteFileInputSchema,
   deriveTitle,
   errorMessage,
+  GetTranscriptPageInputSchema,
+  ReadFileRangeInputSchema,
+  type ReadFileRangeResult,
+  type TranscriptPage,
 } from "@kiln/shared";
 import { eq, sql } from "drizzle-orm";
 import { actor, event, queue } from "rivetkit";
@@ -41,6 +45,8 @@ import { type ActorHandleCtx, AgentRuntime } from "./agent-runtime.ts";
 import { TaskPullRequestSchema, makeTaskGitHub } from "./github.ts";
 import { FIRST_SESSION_ID, type ProvisionDeps, runProvisionStep, sandboxHandleFromRow } from "./provision.ts";
 import * as schema from "./schema.ts";
+import { SeedTranscriptInputSchema, capExecResult, readFileRange, readWholeFile, seedTranscript } from "./large-data.ts";
+import { readTranscriptPage } from "./transcript.ts";
 import {
   INITIAL_STEPS,
   type TaskCtx,
@@ -655,7 +661,7 @@ export function makeTaskActor(deps: BackendDeps) {
           const result = await provider.exec(handle, data.command, { timeoutMs: data.timeoutMs });
           await appendHistory(c, "sandbox.exec", `$ ${data.command.slice(0, 200)} → exit ${result.exitCode}`);
           await logToSandbox(provider, handle, `exec: ${data.command} (exit ${result.exitCode})`);
-          return result;
+          return capExecResult(result);
         }),
 
       runCode: async (c, input: unknown): Promise<ExecResult> =>
@@ -667,14 +673,29 @@ export function makeTaskActor(deps: BackendDeps) {
           await provider.writeFile(handle, file, data.code);
           const result = await provider.exec(handle, `${interpreter} ${shellQuote(file)}`, { timeoutMs: data.timeoutMs });
           await logToSandbox(provider, handle, `run ${data.language} (exit ${result.exitCode})`);
-          return result;
+          return capExecResult(result);
         }),
 
       readFile: async (c, input: unknown): Promise<string> =>
         guard(async () => {
           const data = validate(ReadFileInputSchema, input, "file");
           const { provider, handle } = await sandboxOf(c);
-          return provider.readFile(handle, data.path);
+          return readWholeFile(provider, handle, data.path);
+        }),
+
+      readFileRange: async (c, input: unknown): Promise<ReadFileRangeResult> =>
+        guard(async () => {
+          const { provider, handle } = await sandboxOf(c);
+          return readFileRange(provider, handle, validate(ReadFileRangeInputSchema, input, "file range"));
+        }),
+
+      getTranscriptPage: async (c, input: unknown): Promise<TranscriptPage> =>
+        guard(async () => readTranscriptPage(c, validate(GetTranscriptPageInputSchema, input, "transcript page"))),
+
+      testSeedTranscript: async (c, input: unknown) =>
+        guard(async () => {
+          if (!config.KILN_TEST_SEED_TRANSCRIPT) throw new KilnError("forbidden", "test hook is off");
+          return seedTranscript(c, validate(SeedTranscriptInputSchema, input, "seed"));
         }),
 
       writeFile: async (c, input: unknown) =>

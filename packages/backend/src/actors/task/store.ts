@@ -14,16 +14,19 @@ import {
   type TaskRecord,
   type TaskSummary,
   type TranscriptEvent,
+  HISTORY_WINDOW_ENTRIES,
+  capTranscriptEvent,
   currentStepOf,
   deriveTaskStatus,
 } from "@kiln/shared";
-import { and, asc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import type { InferDatabaseClient } from "rivetkit/db";
 import { db } from "rivetkit/db/drizzle";
 import { createKeyedQueue } from "../../util/keyed-queue.ts";
 import { loadMigrations } from "../../util/migrations.ts";
 import * as schema from "./schema.ts";
 import { named } from "../../util/db.ts";
+import { readTranscriptWindow } from "./transcript.ts";
 
 export const taskDatabase = db({ schema, migrations: loadMigrations(new URL("./drizzle/", import.meta.url)) });
 export type TaskDb = InferDatabaseClient<typeof taskDatabase>;
@@ -111,7 +114,7 @@ export function toSandboxInfo(row: NonNullable<Awaited<ReturnType<typeof readSan
   };
 }
 
-function toTranscriptEvent(row: typeof schema.transcriptEvents.$inferSelect): TranscriptEvent {
+export function toTranscriptEvent(row: typeof schema.transcriptEvents.$inferSelect): TranscriptEvent {
   return {
     sessionId: row.sessionId,
     eventIndex: row.eventIndex,
@@ -135,15 +138,13 @@ function toHistoryEvent(row: typeof schema.history.$inferSelect): HistoryEvent {
 export async function readDetail(ctx: TaskCtx): Promise<TaskDetail | null> {
   const row = await readTaskRow(ctx);
   if (!row) return null;
-  const [steps, sessionRows, sandboxRow, transcript, historyRows] = await Promise.all([
+  const [steps, sessionRows, sandboxRow, window, historyRows] = await Promise.all([
     readSteps(ctx),
     readSessions(ctx),
     readSandboxRow(ctx),
-    ctx.db
-      .select()
-      .from(schema.transcriptEvents)
-      .orderBy(asc(schema.transcriptEvents.createdAt), asc(schema.transcriptEvents.eventIndex)),
-    ctx.db.select().from(schema.history).orderBy(asc(schema.history.id)),
+    readTranscriptWindow(ctx),
+    // The latest entries only, oldest first (a long-lived task's history would outgrow one message).
+    ctx.db.select().from(schema.history).orderBy(desc(schema.history.id)).limit(HISTORY_WINDOW_ENTRIES),
   ]);
   return {
     seq: row.seq,
@@ -151,8 +152,9 @@ export async function readDetail(ctx: TaskCtx): Promise<TaskDetail | null> {
     steps,
     sandbox: sandboxRow ? toSandboxInfo(sandboxRow) : null,
     sessions: sessionRows.map(toSessionRecord),
-    transcript: transcript.map(toTranscriptEvent),
-    history: historyRows.map(toHistoryEvent),
+    transcript: window.transcript,
+    transcriptBefore: window.transcriptBefore,
+    history: historyRows.reverse().map(toHistoryEvent),
     changes: parseJson<ChangedFile[]>(row.changesJson, []),
   };
 }
@@ -336,7 +338,7 @@ export function appendTranscript(ctx: TaskCtx, item: TranscriptAppend): Promise<
     const event = toTranscriptEvent(row);
     await atomically(ctx, async (tx) => {
       await tx.db.insert(schema.transcriptEvents).values(row);
-      await emit(tx, { type: "transcript", event });
+      await emit(tx, { type: "transcript", event: capTranscriptEvent(event) });
     });
     return event;
   });
