@@ -1,6 +1,7 @@
 // "New task" form. Submitting navigates to the task at once; provisioning renders from task state.
 import type { KilnClient } from "@kiln/client";
 import {
+  PROMPT_MAX_CHARS,
   AGENT_IDS,
   type AgentId,
   KilnError,
@@ -12,6 +13,7 @@ import {
   slugify,
 } from "@kiln/shared";
 import { type FormEvent, useState } from "react";
+import { CharCounter } from "./CharCounter.tsx";
 import { hrefFor, useAction } from "./hooks.ts";
 import { ORG_ID } from "./kilnClient.ts";
 
@@ -148,6 +150,7 @@ export function NewTaskForm(props: {
             placeholder="Describe the task… (Ctrl+Enter to start)"
             autoFocus
           />
+          <CharCounter length={prompt.trim().length} limit={PROMPT_MAX_CHARS} testId="task-prompt-counter" always />
           {issueFor("prompt") && <small className="form-error">{issueFor("prompt")}</small>}
         </label>
         {create.error && (
@@ -159,7 +162,7 @@ export function NewTaskForm(props: {
           <a className="btn btn-ghost" href={hrefFor.home()}>
             Cancel
           </a>
-          <button type="submit" className="btn btn-primary" data-testid="task-submit" disabled={create.pending || prompt.trim() === ""}>
+          <button type="submit" className="btn btn-primary" data-testid="task-submit" disabled={create.pending || prompt.trim() === "" || prompt.trim().length > PROMPT_MAX_CHARS}>
             {create.pending ? "Starting…" : "Start task"}
           </button>
         </div>

@@ -1,6 +1,8 @@
 // Sessions as tabs, the streaming transcript of the selected session, and the composer.
 import type { KilnClient } from "@kiln/client";
-import { type SessionRecord, type TaskDetail, TERMINAL_TASK_STATUSES, type TranscriptEvent } from "@kiln/shared";
+import { MESSAGE_MAX_CHARS, type SessionRecord, type TaskDetail, TERMINAL_TASK_STATUSES, type TranscriptEvent } from "@kiln/shared";
+import { CharCounter } from "./CharCounter.tsx";
+import { useOlderTranscript } from "./transcript-pages.ts";
 import { type KeyboardEvent, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { SESSION_STATUS_LABEL, composerHint, formatTime } from "./format.ts";
 import { useAction } from "./hooks.ts";
@@ -43,7 +45,7 @@ export function SessionArea({ client, detail }: { client: KilnClient; detail: Ta
       {selected ? (
         <>
           <SessionToolbar client={client} taskId={task.taskId} session={selected} terminal={terminal} canClose={sessions.length > 1} />
-          <Transcript client={client} taskId={task.taskId} session={selected} events={detail.transcript} />
+          <Transcript client={client} taskId={task.taskId} session={selected} events={detail.transcript} before={detail.transcriptBefore?.[selected.sessionId]} />
           <Composer key={selected.sessionId} client={client} taskId={task.taskId} session={selected} taskStatus={task.status} />
         </>
       ) : (
@@ -165,16 +167,34 @@ function SessionToolbar(props: { client: KilnClient; taskId: string; session: Se
 
 // ---- transcript ---------------------------------------------------------------------------------
 
-function Transcript({ client, taskId, session, events }: { client: KilnClient; taskId: string; session: SessionRecord; events: TranscriptEvent[] }) {
-  const mine = useMemo(() => events.filter((e) => e.sessionId === session.sessionId), [events, session.sessionId]);
+function Transcript(props: { client: KilnClient; taskId: string; session: SessionRecord; events: TranscriptEvent[]; before: number | undefined }) {
+  const { client, taskId, session, events } = props;
+  const pages = useOlderTranscript(client, taskId, session.sessionId, props.before);
+  const mine = useMemo(() => {
+    const windowed = events.filter((e) => e.sessionId === session.sessionId);
+    const first = windowed[0]?.eventIndex ?? Number.POSITIVE_INFINITY;
+    return [...pages.older.filter((e) => e.eventIndex < first), ...windowed];
+  }, [events, session.sessionId, pages.older]);
   const items = useMemo(() => toItems(mine), [mine]);
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
+  const heightBeforePage = useRef<number | null>(null);
   const lastSize = mine.reduce((n, e) => n + (e.text?.length ?? 0), mine.length);
   useLayoutEffect(() => {
     const el = scroller.current;
-    if (el && stick.current) el.scrollTop = el.scrollHeight;
+    if (!el) return;
+    if (heightBeforePage.current !== null) {
+      // An older page was prepended: keep the view where it was instead of jumping.
+      el.scrollTop += el.scrollHeight - heightBeforePage.current;
+      heightBeforePage.current = null;
+    } else if (stick.current) el.scrollTop = el.scrollHeight;
   }, [lastSize, session.status]);
+
+  const loadOlder = () => {
+    if (!pages.hasOlder || pages.loading) return;
+    heightBeforePage.current = scroller.current?.scrollHeight ?? null;
+    void pages.loadOlder();
+  };
 
   return (
     <div
@@ -184,9 +204,28 @@ function Transcript({ client, taskId, session, events }: { client: KilnClient; t
       onScroll={(e) => {
         const el = e.currentTarget;
         stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
+        if (el.scrollTop < 48) loadOlder();
       }}
       aria-live="polite"
     >
+      {pages.hasOlder && (
+        <div className="transcript-older muted" data-testid="transcript-older">
+          {pages.loading ? (
+            <>
+              <span className="spinner small" aria-hidden="true" /> Loading earlier messages…
+            </>
+          ) : (
+            <button type="button" className="btn btn-ghost" onClick={loadOlder}>
+              Load earlier messages
+            </button>
+          )}
+        </div>
+      )}
+      {pages.error && (
+        <div className="alert alert-error" role="alert">
+          Could not load earlier messages: {pages.error.message}
+        </div>
+      )}
       {items.length === 0 && <p className="muted transcript-placeholder">{session.status === "creating" ? "Starting the session…" : "No messages yet."}</p>}
       {items.map((item) => (
         <TranscriptItem key={item.key} item={item} client={client} taskId={taskId} session={session} />
@@ -354,7 +393,13 @@ function Composer({ client, taskId, session, taskStatus }: { client: KilnClient;
         placeholder={composerHint(session.status, taskStatus)}
         rows={Math.min(8, Math.max(2, text.split("\n").length))}
       />
-      <button type="submit" className="btn btn-primary" data-testid="composer-send" disabled={!enabled || send.pending || text.trim() === ""}>
+      <CharCounter length={text.trim().length} limit={MESSAGE_MAX_CHARS} testId="composer-counter" />
+      <button
+        type="submit"
+        className="btn btn-primary"
+        data-testid="composer-send"
+        disabled={!enabled || send.pending || text.trim() === "" || text.trim().length > MESSAGE_MAX_CHARS}
+      >
         {send.pending ? "Sending…" : "Send"}
       </button>
       {send.error && (
