@@ -1,5 +1,6 @@
 // Drives the built workbench in Debian Chromium against the in-memory mock client (`?mock=1`).
 import { createServer } from "node:net";
+import { PROMPT_MAX_CHARS } from "@kiln/shared";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type StaticServer, type TestPage, buildFrontend, launchBrowser, openPage, startStaticServer } from "./harness.ts";
@@ -140,6 +141,19 @@ describe("workbench in mock mode", () => {
     await page.goto(`${page.url().split("#")[0]}#/tasks/does-not-exist`);
     await byTestId(page, "task-error").getByText("Task not found").waitFor();
     await ui.screenshot("10-not-found");
+    expect(ui.errors).toEqual([]);
+  });
+
+  it("shows the prompt limit and refuses a prompt over it", async () => {
+    const { page } = ui;
+    await page.goto(`${page.url().split("#")[0]}#/`);
+    await byTestId(page, "new-task-button").click();
+    await byTestId(page, "task-prompt").fill("short prompt");
+    await expect(byTestId(page, "task-prompt-counter").textContent()).resolves.toContain(`12 / ${PROMPT_MAX_CHARS.toLocaleString()}`);
+    await expect(byTestId(page, "task-submit").isEnabled()).resolves.toBe(true);
+    await byTestId(page, "task-prompt").fill("x".repeat(PROMPT_MAX_CHARS + 5));
+    await expect(byTestId(page, "task-prompt-counter").textContent()).resolves.toContain("5 over the limit");
+    await expect(byTestId(page, "task-submit").isEnabled()).resolves.toBe(false);
     expect(ui.errors).toEqual([]);
   });
 });
