@@ -118,6 +118,31 @@ describe("inputs at and over the limits", () => {
     expect(error.message).toContain(`message is ${MESSAGE_MAX_CHARS + 1} characters; the limit is ${MESSAGE_MAX_CHARS}`);
   }, 180_000);
 
+  test("realtime events carry a long item cut to the item limit, marked truncated", async () => {
+    const seen: TranscriptEvent[] = [];
+    let subscribed: () => void = () => {};
+    const ready = new Promise<void>((resolve) => (subscribed = resolve));
+    const sub = client.subscribeTask(org, taskId, {
+      onChange: (v) => {
+        seen.push(...v.transcript);
+        subscribed();
+      },
+    });
+    try {
+      await ready;
+      await idle(taskId);
+      await client.sendMessage(org, { taskId, sessionId: "session-1", text: text(MESSAGE_MAX_CHARS - 10, "r") });
+      const echoed = await waitFor("the echo through the subscription", () =>
+        seen.find((e) => e.kind === "agent_message" && e.text?.startsWith("You said: r0 r1 ")),
+      90_000);
+      expect(echoed.truncated).toBe(true);
+      expect(echoed.text!.length).toBeLessThan(TRANSCRIPT_ITEM_MAX_CHARS + 200);
+      expect(seen.every((e) => (e.text?.length ?? 0) < TRANSCRIPT_ITEM_MAX_CHARS + 200)).toBe(true);
+    } finally {
+      sub.unsubscribe();
+    }
+  }, 120_000);
+
   test("writeFile at the limit round-trips; over it is a typed invalid_input", async () => {
     const content = text(WRITE_FILE_MAX_CHARS, "w");
     await client.writeFile(org, { taskId, path: "big-write.txt", content });
