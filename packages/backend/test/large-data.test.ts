@@ -17,28 +17,22 @@ import {
   type TranscriptEvent,
   WRITE_FILE_MAX_CHARS,
 } from "@kiln/shared";
-import { createClient } from "rivetkit/client";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Backend, makeGitRepo, startBackend, waitFor } from "./harness.ts";
+import { type RawClient, rawClient, seedTranscript } from "./seed.ts";
 
 const org = DEFAULT_ORG_ID;
 let backend: Backend;
 let client: KilnClient;
 let repo: RepoRecord;
-type RawCall = (input: unknown) => Promise<unknown>;
-let raw: {
-  organization: { getOrCreate(key: string[]): Record<string, RawCall> };
-  task: { get(key: string[]): Record<string, RawCall> };
-  dispose(): Promise<void>;
-};
+let raw: RawClient;
 
 beforeAll(async () => {
   backend = await startBackend({ env: { KILN_TEST_SEED_TRANSCRIPT: "true" } });
   client = createKilnClient({ endpoint: backend.url, callTimeoutMs: 120_000 });
   repo = await client.addRepo(org, { remoteUrl: makeGitRepo({ "README.md": "# large\n" }) });
   // A caller that skips @kiln/client's checks, to prove the backend enforces the same limits.
-  const config = (await (await fetch(`${backend.url}/v1/config`)).json()) as { rivetEndpoint: string; poolName: string };
-  raw = createClient({ endpoint: config.rivetEndpoint, poolName: config.poolName, devtools: false } as never) as never;
+  raw = await rawClient(backend);
 }, 90_000);
 
 afterAll(async () => {
@@ -201,8 +195,7 @@ describe("a task with a very large transcript", () => {
   test("10 000 events / 20 MiB: getTask returns a bounded window, and pages reach back to the first event", async () => {
     const before = await client.getTask(org, taskId);
     const existing = Math.max(...before.transcript.filter((e) => e.sessionId === "session-1").map((e) => e.eventIndex));
-    const handle = raw.task.get(["org", org, "task", taskId]);
-    for (let i = 0; i < 4; i++) await handle.testSeedTranscript!({ sessionId: "session-1", count: 2_500, textChars: 2_100 });
+    await seedTranscript(raw, org, taskId, "session-1", 10_000, 2_100);
     const total = existing + 10_000;
 
     const detail = await client.getTask(org, taskId);

@@ -11,6 +11,7 @@ export function useOlderTranscript(client: KilnClient, taskId: string, sessionId
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<Error | null>(null);
   const loaded = useRef(false);
+  const inFlight = useRef(false); // scroll events fire faster than `loading` re-renders
 
   // Another session, or a window that has not been paged yet: start from the window's cursor.
   useEffect(() => {
@@ -24,20 +25,25 @@ export function useOlderTranscript(client: KilnClient, taskId: string, sessionId
   }, [windowBefore]);
 
   const loadOlder = useCallback(async () => {
-    if (loading || cursor === null) return;
+    if (inFlight.current || cursor === null) return;
+    inFlight.current = true;
     setLoading(true);
     try {
       const page = await client.getTranscriptPage(ORG_ID, { taskId, sessionId, before: cursor, limit: 200 });
       loaded.current = true;
-      setOlder((prev) => [...page.events, ...prev]);
+      setOlder((prev) => {
+        const have = new Set(prev.map((e) => e.eventIndex));
+        return [...page.events.filter((e) => !have.has(e.eventIndex)), ...prev];
+      });
       setCursor(page.before);
       setError(null);
     } catch (e) {
       setError(e instanceof Error ? e : new Error(String(e)));
     } finally {
+      inFlight.current = false;
       setLoading(false);
     }
-  }, [client, taskId, sessionId, cursor, loading]);
+  }, [client, taskId, sessionId, cursor]);
 
   return { older, hasOlder: cursor !== null, loading, error, loadOlder };
 }

@@ -73,7 +73,7 @@ export async function seedTranscript(ctx: TaskCtx, input: z.output<typeof SeedTr
         text: marker + "x".repeat(Math.max(0, input.textChars - marker.length)),
         dataJson: null,
         rawJson: null,
-        createdAt: now - input.count + i,
+        createdAt: now + i, // after what is there, in index order
       });
       next++;
     }
