@@ -8,6 +8,7 @@ import { access, chmod, copyFile, mkdir, readFile, rename, writeFile } from "nod
 import { createRequire } from "node:module";
 import path from "node:path";
 import { KilnError } from "@kiln/shared";
+import { sandboxEnv } from "./sandbox-env.ts";
 import { freePort, isProcessAlive, sleep, terminate } from "../../util/process.ts";
 
 const SANDBOX_AGENT_VERSION = "0.4.2";
@@ -51,7 +52,10 @@ export interface LocalDaemonOptions {
   /** Per-sandbox directory for the state file and log. */
   stateDir: string;
   token: string;
+  /** Agent credentials (filtered to the agent credential names). */
   env: Record<string, string>;
+  /** HOME of the daemon and its agents (per sandbox). */
+  home: string;
   healthTimeoutMs: number;
   signal?: AbortSignal;
 }
@@ -116,15 +120,17 @@ export async function ensureLocalDaemon(options: LocalDaemonOptions): Promise<{ 
     {
       detached: true,
       stdio: ["ignore", log, log],
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: process.env.HOME ?? options.agentHome,
-        XDG_DATA_HOME: options.agentHome,
-        SANDBOX_AGENT_LOG_STDOUT: "1",
-        // Longer than any turn: the daemon's own timeout hangs requests instead of failing them.
-        SANDBOX_AGENT_ACP_REQUEST_TIMEOUT_MS: String(6 * 60 * 60_000),
-        ...options.env,
-      },
+      // Allow-list only: the daemon and its agents never see the backend's secrets.
+      env: sandboxEnv({
+        home: options.home,
+        agentHome: options.agentHome,
+        credentials: options.env,
+        extra: {
+          SANDBOX_AGENT_LOG_STDOUT: "1",
+          // Longer than any turn: the daemon's own timeout hangs requests instead of failing them.
+          SANDBOX_AGENT_ACP_REQUEST_TIMEOUT_MS: String(6 * 60 * 60_000),
+        },
+      }),
     },
   );
   closeSync(log);

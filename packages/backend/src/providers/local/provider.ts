@@ -18,7 +18,9 @@ import type {
   SandboxSpec,
   StepContext,
 } from "../types.ts";
+import { readConfined, writeConfined } from "./confine.ts";
 import { ensureLocalDaemon, resolveDaemonBinary, stopLocalDaemon } from "./daemon.ts";
+import { sandboxEnv } from "./sandbox-env.ts";
 
 export interface LocalProviderOptions {
   dataDir: string;
@@ -214,6 +216,7 @@ export class LocalProvider implements SandboxProvider {
       stateDir: this.dir(handle.name),
       token: options.token,
       env: options.env,
+      home: await this.home(handle.name),
       healthTimeoutMs: this.options.daemonHealthTimeoutMs ?? 20_000,
       signal: ctx.signal,
     });
@@ -228,24 +231,25 @@ export class LocalProvider implements SandboxProvider {
     return resolved;
   }
 
+  /** HOME of the sandbox's processes (not the backend user's home). */
+  private async home(name: string): Promise<string> {
+    const home = path.join(this.dir(name), "home");
+    await mkdir(home, { recursive: true });
+    return home;
+  }
+
   async exec(handle: SandboxHandle, command: string, options: { cwd?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
     const cwd = options.cwd ? this.resolveInside(handle, options.cwd) : handle.workdir;
-    return run("bash", ["-c", command], { cwd, timeoutMs: options.timeoutMs ?? 60_000 });
+    const env = sandboxEnv({ home: await this.home(handle.name), agentHome: this.agentHome });
+    return run("bash", ["-c", command], { cwd, env, replaceEnv: true, timeoutMs: options.timeoutMs ?? 60_000 });
   }
 
-  async readFile(handle: SandboxHandle, file: string): Promise<string> {
-    try {
-      return await readFile(this.resolveInside(handle, file), "utf8");
-    } catch (error) {
-      if (error instanceof KilnError) throw error;
-      throw new KilnError("not_found", `cannot read ${file}: ${(error as Error).message}`);
-    }
+  readFile(handle: SandboxHandle, file: string): Promise<string> {
+    return readConfined(handle.workdir, file);
   }
 
-  async writeFile(handle: SandboxHandle, file: string, content: string): Promise<void> {
-    const target = this.resolveInside(handle, file);
-    await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(target, content);
+  writeFile(handle: SandboxHandle, file: string, content: string): Promise<void> {
+    return writeConfined(handle.workdir, file, content);
   }
 
   async stop(name: string): Promise<void> {
