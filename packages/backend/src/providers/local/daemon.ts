@@ -8,8 +8,9 @@ import { access, chmod, copyFile, mkdir, readFile, rename, writeFile } from "nod
 import { createRequire } from "node:module";
 import path from "node:path";
 import { KilnError } from "@kiln/shared";
-import { sandboxEnv } from "./sandbox-env.ts";
 import { freePort, isProcessAlive, sleep, terminate } from "../../util/process.ts";
+import { scrubArgv } from "./argv-scrub.ts";
+import { sandboxEnv } from "./sandbox-env.ts";
 
 const SANDBOX_AGENT_VERSION = "0.4.2";
 
@@ -151,7 +152,16 @@ export async function ensureLocalDaemon(options: LocalDaemonOptions): Promise<{ 
     if (exitCode !== null) {
       throw new KilnError("unavailable", `sandbox-agent daemon exited (code ${exitCode}):\n${await tailLog(logPath)}`);
     }
-    if (await checkHealth(baseUrl, options.token, 1000)) return { baseUrl, pid };
+    if (await checkHealth(baseUrl, options.token, 1000)) {
+      // Parsed and serving: take the token off its command line (argv-scrub.ts).
+      try {
+        scrubArgv(pid, options.token);
+      } catch (error) {
+        await terminate(pid, 3000, true);
+        throw error;
+      }
+      return { baseUrl, pid };
+    }
     await sleep(50);
   }
   await terminate(pid);
