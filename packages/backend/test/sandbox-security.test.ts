@@ -189,3 +189,43 @@ describe("file operations stay inside the work dir", () => {
     expect((await client.getFileDiff(org, taskId, "made/new/file.txt")).diff).toContain("+ok");
   });
 });
+
+describe("bubblewrap isolation (default when bwrap works)", () => {
+  test("task A cannot see task B's files, processes or token, nor the data dir; git and the agent still work", async () => {
+    const a = (await readyTask()).task.taskId;
+    const b = (await readyTask()).task.taskId;
+    const bDir = path.join(backend.dataDir, "sandboxes", `task-${b}`);
+    writeFileSync(path.join(workdir(b), "b-secret.txt"), "b secret\n");
+    const sh = async (command: string) => client.exec(org, { taskId: a, command });
+
+    expect((await sh(`cat ${path.join(workdir(b), "b-secret.txt")}`)).stdout).not.toContain("b secret");
+    expect((await sh(`cat ${path.join(bDir, "daemon.json")}`)).exitCode).not.toBe(0);
+    expect((await sh(`ls -A ${path.join(backend.dataDir, "sandboxes")}`)).stdout.trim().split("\n")).toEqual([`task-${a}`]);
+    // The data dir shows only what A's mounts need: no engine database, no other state.
+    const dataDirListing = (await sh(`ls -A ${backend.dataDir}`)).stdout.trim().split("\n").sort();
+    const hostListing = readdirSync(backend.dataDir).sort();
+    expect(hostListing.length).toBeGreaterThan(dataDirListing.length);
+    for (const entry of dataDirListing) expect(["sandboxes", "repos", "agent-home", "bin"]).toContain(entry);
+    // Own PID namespace: none of B's (or the backend's) processes, and no token anywhere in /proc.
+    const procs = await sh(`for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done`);
+    expect(procs.exitCode).toBe(0);
+    expect(procs.stdout).not.toContain(`task-${b}`);
+    expect(procs.stdout).not.toContain(backend.dataDir + "/engine");
+    expect(procs.stdout).not.toMatch(/[0-9a-f]{48}/);
+    expect(procs.stdout).not.toContain("src/main.ts");
+    const bDaemon = daemonPids(backend.dataDir).find((pid) => readProc(pid, "cmdline").length > 0 && readProc(pid, "environ").includes(`task-${b}`));
+    expect(bDaemon).toBeDefined();
+    expect((await sh(`cat /proc/${bDaemon}/environ`)).stdout).not.toContain(`task-${b}`);
+    // The backend's own files are not mounted.
+    expect((await sh(`test -e ${path.join(process.cwd(), "src/main.ts")}`)).exitCode).not.toBe(0);
+
+    // git commit inside A works and lands on A's branch in the shared cache.
+    const commit = await sh(`echo x > committed.txt && git add committed.txt && git commit -qm "from the sandbox" && git log -1 --format=%s`);
+    expect(commit.stderr).toBe("");
+    expect(commit.stdout.trim()).toBe("from the sandbox");
+    // The scripted agent runs inside the sandbox and can still write in the work dir.
+    await client.sendMessage(org, { taskId: a, sessionId: "session-1", text: "write notes.txt hello" });
+    await waitFor("notes.txt written by the agent", () => existsSync(path.join(workdir(a), "notes.txt")), 60_000);
+    expect(readFileSync(path.join(workdir(a), "notes.txt"), "utf8")).toContain("hello");
+  });
+});

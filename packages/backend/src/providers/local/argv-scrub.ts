@@ -3,7 +3,7 @@
 // daemon has parsed its arguments (it answered a health check with the token), Kiln overwrites the
 // token's bytes in the daemon's argv area through /proc/<pid>/mem. The backend is the daemon's parent,
 // so it may write there (same rule as ptrace). The token stays visible only from exec to first health.
-import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, writeSync } from "node:fs";
 import { KilnError } from "@kiln/shared";
 
 /** arg_start/arg_end: fields 48 and 49 of /proc/<pid>/stat (after "pid (comm) state"). */
@@ -20,7 +20,14 @@ function argvRange(pid: number): { start: number; end: number } {
 
 /** Replace every occurrence of `secret` in the argv of `pid` with "x"s. */
 export function scrubArgv(pid: number, secret: string): void {
-  const { start, end } = argvRange(pid);
+  let range: { start: number; end: number };
+  try {
+    range = argvRange(pid);
+  } catch (error) {
+    if (!existsSync(`/proc/${pid}`)) return; // exited: nothing left to hide
+    throw error;
+  }
+  const { start, end } = range;
   const needle = Buffer.from(secret, "utf8");
   let fd: number;
   try {
@@ -40,4 +47,20 @@ export function scrubArgv(pid: number, secret: string): void {
   if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(secret)) {
     throw new KilnError("internal", `the daemon token is still on the command line of process ${pid}`);
   }
+}
+
+/** `root` and all its descendants (bwrap and the daemon inside it). */
+export function processTree(root: number): number[] {
+  const out = [root];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
+        const children = readFileSync(`/proc/${out[i]}/task/${tid}/children`, "utf8").trim();
+        for (const child of children.split(/\s+/).filter(Boolean)) out.push(Number(child));
+      }
+    } catch {
+      continue; // exited while we looked
+    }
+  }
+  return out;
 }

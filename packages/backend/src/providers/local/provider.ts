@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { type ExecResult, KilnError } from "@kiln/shared";
-import { installScriptedAgentLauncher } from "../../agents/scripted-agent.ts";
+import { SCRIPTED_AGENT_PATH, installScriptedAgentLauncher } from "../../agents/scripted-agent.ts";
 import { gitAuthEnv, pushBranch as pushWithToken } from "../../integrations/github/git.ts";
 import { createKeyedQueue } from "../../util/keyed-queue.ts";
 import { git, run, sleep } from "../../util/process.ts";
@@ -20,6 +20,7 @@ import type {
 } from "../types.ts";
 import { readConfined, writeConfined } from "./confine.ts";
 import { ensureLocalDaemon, resolveDaemonBinary, stopLocalDaemon } from "./daemon.ts";
+import { type IsolationMode, bubblewrapArgs } from "./isolation.ts";
 import { sandboxEnv } from "./sandbox-env.ts";
 
 export interface LocalProviderOptions {
@@ -27,6 +28,8 @@ export interface LocalProviderOptions {
   daemonHealthTimeoutMs?: number;
   /** Test hook: pause inside createOrGet so a test can kill the backend mid-step. */
   createDelayMs?: number;
+  /** Run sandbox processes under bubblewrap (isolation.ts); default none. */
+  isolation?: IsolationMode;
 }
 
 interface SandboxMeta {
@@ -217,6 +220,7 @@ export class LocalProvider implements SandboxProvider {
       token: options.token,
       env: options.env,
       home: await this.home(handle.name),
+      bubblewrap: await this.bubblewrap(handle, handle.workdir, [binary]),
       healthTimeoutMs: this.options.daemonHealthTimeoutMs ?? 20_000,
       signal: ctx.signal,
     });
@@ -241,7 +245,25 @@ export class LocalProvider implements SandboxProvider {
   async exec(handle: SandboxHandle, command: string, options: { cwd?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
     const cwd = options.cwd ? this.resolveInside(handle, options.cwd) : handle.workdir;
     const env = sandboxEnv({ home: await this.home(handle.name), agentHome: this.agentHome });
-    return run("bash", ["-c", command], { cwd, env, replaceEnv: true, timeoutMs: options.timeoutMs ?? 60_000 });
+    const wrap = await this.bubblewrap(handle, cwd, []);
+    const [bin, args] = wrap ? ["bwrap", [...wrap, "bash", "-c", command]] : ["bash", ["-c", command]];
+    return run(bin, args, { cwd, env, replaceEnv: true, timeoutMs: options.timeoutMs ?? 60_000 });
+  }
+
+  /** bwrap arguments for this sandbox, or undefined when isolation is off. */
+  private async bubblewrap(handle: SandboxHandle, cwd: string, extra: string[]): Promise<string[] | undefined> {
+    if (this.options.isolation !== "bubblewrap") return undefined;
+    await mkdir(this.agentHome, { recursive: true });
+    const node = (process.env.PATH ?? "").split(":").map((dir) => path.join(dir, "node")).find((file) => existsSync(file));
+    return bubblewrapArgs(
+      {
+        workdir: handle.workdir,
+        home: await this.home(handle.name),
+        agentHome: this.agentHome,
+        readOnly: [process.execPath, SCRIPTED_AGENT_PATH, ...(node ? [node] : []), ...extra],
+      },
+      cwd,
+    );
   }
 
   readFile(handle: SandboxHandle, file: string): Promise<string> {
