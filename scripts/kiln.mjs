@@ -88,6 +88,19 @@ function ensureChromium() {
   if (!existsSync(chromium)) die(`Chromium is still missing at ${chromium}`);
 }
 
+/** bubblewrap isolates local sandboxes (KILN_SANDBOX_ISOLATION); its tests need it installed. */
+function ensureBubblewrap() {
+  if (spawnSync("bwrap", ["--version"], { stdio: "ignore" }).status === 0) return;
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  const sudo = isRoot ? [] : ["sudo"];
+  log("installing bubblewrap for sandbox isolation (apt-get install bubblewrap)");
+  runSync(sudo.length ? "sudo" : "apt-get", [...(sudo.length ? ["apt-get"] : []), "update", "-qq"]);
+  runSync(sudo.length ? "sudo" : "apt-get", [...(sudo.length ? ["apt-get"] : []), "install", "-y", "-qq", "bubblewrap"], {
+    env: { ...env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+  if (spawnSync("bwrap", ["--version"], { stdio: "ignore" }).status !== 0) die("bubblewrap (bwrap) is still missing");
+}
+
 /** Run a long-lived command, forwarding signals; exit with its code. */
 function runForeground(command, args, extraEnv = {}) {
   const child = spawn(command, args, { stdio: "inherit", env: { ...env, ...extraEnv }, cwd: ROOT });
@@ -141,6 +154,7 @@ const COMMANDS = {
   /** Every test: typecheck, unit, integration (real engine + daemon), contract (loopback fakes), browser. */
   test() {
     ensureChromium();
+    ensureBubblewrap();
     const reportDir = path.join(ROOT, "test-artifacts", "vitest");
     rmSync(reportDir, { recursive: true, force: true });
     mkdirSync(reportDir, { recursive: true });

@@ -29,6 +29,11 @@ export const ConfigSchema = z.object({
   KILN_DEFAULT_PROVIDER: ProviderIdSchema.default("local"),
   /** Directory of the built frontend to serve; empty disables. */
   KILN_FRONTEND_DIST: z.string().optional(),
+  /**
+   * Local sandbox isolation: `bubblewrap` (default when bwrap works) or `none` (single-user only;
+   * refused when sign-in is on). See README "Security".
+   */
+  KILN_SANDBOX_ISOLATION: z.enum(["bubblewrap", "none"]).optional(),
   /** Keep sandboxes after archive for debugging. */
   KEEP_SANDBOX: bool,
   /** Step deadlines (ms). */

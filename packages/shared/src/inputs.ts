@@ -93,7 +93,7 @@ export type RenameSessionInput = z.input<typeof RenameSessionInputSchema>;
 export const GetDiffInputSchema = z.object({
   taskId: TaskIdSchema,
   /** Without a path: the changed-file list only. */
-  path: z.string().min(1).max(4096).optional(),
+  path: z.lazy(() => SandboxPathSchema).optional(),
 });
 export type GetDiffInput = z.input<typeof GetDiffInputSchema>;
 
@@ -113,11 +113,28 @@ export const RunCodeInputSchema = z.object({
 });
 export type RunCodeInput = z.input<typeof RunCodeInputSchema>;
 
-const SandboxPathSchema = z
+/**
+ * Why `p` is not an acceptable path inside a sandbox's work dir, or null: relative, no `..`, no NUL,
+ * not the work dir itself, nothing inside `.git` (the providers also check symlinks on disk).
+ */
+export function sandboxPathProblem(p: string): string | null {
+  if (p.includes("\0")) return "path may not contain a null byte";
+  if (p.startsWith("/")) return "path must be relative to the work dir";
+  const parts = p.split("/").filter((part) => part !== "" && part !== ".");
+  if (parts.includes("..")) return "path may not contain '..'";
+  if (parts.length === 0) return "path must name a file inside the work dir";
+  if (parts.some((part) => part.toLowerCase() === ".git")) return "path may not be inside .git";
+  return null;
+}
+
+export const SandboxPathSchema = z
   .string()
   .min(1, "path is required")
   .max(4096)
-  .refine((p) => !p.split("/").includes(".."), { message: "path may not contain '..'" });
+  .superRefine((p, ctx) => {
+    const problem = sandboxPathProblem(p);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 
 export const ReadFileInputSchema = z.object({ taskId: TaskIdSchema, path: SandboxPathSchema });
 export type ReadFileInput = z.input<typeof ReadFileInputSchema>;

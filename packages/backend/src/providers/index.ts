@@ -6,6 +6,7 @@ import type { KilnConfig } from "../config.ts";
 import { ActionsCallbackWaiter } from "../integrations/github-actions/callbacks.ts";
 import { loadDaytonaConfig } from "./daytona/config.ts";
 import type { DaytonaProviderDeps } from "./daytona/factory.ts";
+import { resolveIsolation } from "./local/isolation.ts";
 import { LocalProvider } from "./local/provider.ts";
 import type { SandboxProvider } from "./types.ts";
 
@@ -36,6 +37,8 @@ export async function buildProviders(
     local: new LocalProvider({
       dataDir: config.KILN_DATA_DIR,
       createDelayMs: config.KILN_TEST_CREATE_SANDBOX_DELAY_MS,
+      // Sign-in (GitHub OAuth) means several users: refuse to run their sandboxes unisolated.
+      isolation: resolveIsolation(config.KILN_SANDBOX_ISOLATION, Boolean(env.GITHUB_CLIENT_ID && env.GITHUB_CLIENT_SECRET)),
     }),
   };
   // Throws (naming the variable, never its value) when the Daytona settings are present but invalid:

@@ -1,7 +1,7 @@
 // Changed files and unified diffs of a task's checkout against the point it branched from the base
 // branch: committed and uncommitted work, plus untracked files. Runs through provider.exec so it works
 // the same in a local worktree and in a remote sandbox.
-import { type ChangedFile, KilnError } from "@kiln/shared";
+import { type ChangedFile, KilnError, sandboxPathProblem } from "@kiln/shared";
 import type { SandboxHandle, SandboxProvider } from "../providers/types.ts";
 
 /** Kiln's own files in the work dir (operation log, run-code scratch) are not the task's changes. */
@@ -68,13 +68,23 @@ export async function fileDiff(
   baseBranch: string,
   file: string,
 ): Promise<string> {
-  if (file.split("/").includes("..")) throw new KilnError("invalid_input", "path may not contain '..'");
+  const problem = sandboxPathProblem(file);
+  if (problem) throw new KilnError("invalid_input", problem);
   const base = await baseRef(provider, handle, baseBranch);
-  const tracked = await provider.exec(handle, `git diff -M ${shellQuote(base)} -- ${shellQuote(file)}`, { timeoutMs: 60_000 });
-  if (tracked.exitCode !== 0) throw new KilnError("internal", `git diff failed: ${tracked.stderr.trim()}`);
+  const q = shellQuote(file);
+  const tracked = await provider.exec(handle, `git diff -M ${shellQuote(base)} -- ${q}`, { timeoutMs: 60_000 });
+  if (tracked.exitCode !== 0) throw new KilnError("invalid_input", `cannot diff ${file}: ${tracked.stderr.trim().slice(0, 500)}`);
   if (tracked.stdout.trim()) return tracked.stdout;
-  // Untracked: diff against /dev/null (exit 1 means "differences found").
-  const untracked = await provider.exec(handle, `git diff --no-index -- /dev/null ${shellQuote(file)}`, { timeoutMs: 60_000 });
-  if (untracked.exitCode > 1) throw new KilnError("not_found", `no such file: ${file}`);
+  // Not changed in git: an unchanged file (empty diff), a directory, an untracked file, or nothing.
+  const untracked = await provider.exec(
+    handle,
+    `if [ -d ${q} ] && [ ! -L ${q} ]; then exit 20; fi; if [ ! -e ${q} ] && [ ! -L ${q} ]; then exit 21; fi; ` +
+      `if git ls-files --error-unmatch -- ${q} >/dev/null 2>&1; then exit 0; fi; git diff --no-index -- /dev/null ${q}`,
+    { timeoutMs: 60_000 },
+  );
+  if (untracked.exitCode === 20) throw new KilnError("invalid_input", `${file} is a directory`);
+  if (untracked.exitCode === 21) throw new KilnError("not_found", `no such file: ${file}`);
+  // git diff --no-index: exit 1 means "differences found".
+  if (untracked.exitCode > 1) throw new KilnError("invalid_input", `cannot diff ${file}: ${untracked.stderr.trim().slice(0, 500)}`);
   return untracked.stdout;
 }

@@ -6,6 +6,8 @@ import { KilnError, type ExecResult } from "@kiln/shared";
 export interface RunOptions {
   cwd?: string;
   env?: Record<string, string | undefined>;
+  /** Use `env` as the whole environment instead of adding it to the backend's (sandboxed commands). */
+  replaceEnv?: boolean;
   timeoutMs?: number;
   signal?: AbortSignal;
   /** Text written to stdin. */
@@ -27,7 +29,7 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: options.cwd,
-      env: options.env ? { ...process.env, ...options.env } : process.env,
+      env: options.replaceEnv ? (options.env ?? {}) : options.env ? { ...process.env, ...options.env } : process.env,
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";

@@ -9,6 +9,8 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { KilnError } from "@kiln/shared";
 import { freePort, isProcessAlive, sleep, terminate } from "../../util/process.ts";
+import { processTree, scrubArgv } from "./argv-scrub.ts";
+import { sandboxEnv } from "./sandbox-env.ts";
 
 const SANDBOX_AGENT_VERSION = "0.4.2";
 
@@ -51,7 +53,12 @@ export interface LocalDaemonOptions {
   /** Per-sandbox directory for the state file and log. */
   stateDir: string;
   token: string;
+  /** Agent credentials (filtered to the agent credential names). */
   env: Record<string, string>;
+  /** HOME of the daemon and its agents (per sandbox). */
+  home: string;
+  /** bwrap arguments up to `--` (isolation.ts); absent: run unconfined. */
+  bubblewrap?: string[];
   healthTimeoutMs: number;
   signal?: AbortSignal;
 }
@@ -109,24 +116,26 @@ export async function ensureLocalDaemon(options: LocalDaemonOptions): Promise<{ 
   const port = await freePort();
   const logPath = path.join(options.stateDir, "daemon.log");
   const log = openSync(logPath, "a");
-  const child = spawn(
-    options.binary,
-    // `--token=<value>`: a value starting with "-" must not be parsed as a flag.
-    ["server", "--host", "127.0.0.1", "--port", String(port), `--token=${options.token}`, "--no-telemetry"],
-    {
-      detached: true,
-      stdio: ["ignore", log, log],
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: process.env.HOME ?? options.agentHome,
-        XDG_DATA_HOME: options.agentHome,
-        SANDBOX_AGENT_LOG_STDOUT: "1",
-        // Longer than any turn: the daemon's own timeout hangs requests instead of failing them.
-        SANDBOX_AGENT_ACP_REQUEST_TIMEOUT_MS: String(6 * 60 * 60_000),
-        ...options.env,
-      },
+  const daemonArgs = ["server", "--host", "127.0.0.1", "--port", String(port), `--token=${options.token}`, "--no-telemetry"];
+  // Allow-list only: the daemon and its agents never see the backend's secrets.
+  const env = sandboxEnv({
+    home: options.home,
+    agentHome: options.agentHome,
+    credentials: options.env,
+    extra: {
+      SANDBOX_AGENT_LOG_STDOUT: "1",
+      // Longer than any turn: the daemon's own timeout hangs requests instead of failing them.
+      SANDBOX_AGENT_ACP_REQUEST_TIMEOUT_MS: String(6 * 60 * 60_000),
     },
-  );
+  });
+  // Under bubblewrap, XDG_DATA_HOME goes to the daemon only (--setenv), so bwrap itself is not
+  // mistaken for a daemon of this data dir by tools that match on it.
+  const { XDG_DATA_HOME, ...outerEnv } = env;
+  const [command, args, spawnEnv] = options.bubblewrap
+    ? ["bwrap", [...options.bubblewrap.slice(0, -1), "--setenv", "XDG_DATA_HOME", XDG_DATA_HOME ?? options.agentHome, "--", options.binary, ...daemonArgs], outerEnv]
+    : [options.binary, daemonArgs, env];
+  // `--token=<value>`: a value starting with "-" must not be parsed as a flag. It is scrubbed from argv below.
+  const child = spawn(command, args, { detached: true, stdio: ["ignore", log, log], env: spawnEnv });
   closeSync(log);
   child.unref();
   const pid = child.pid;
@@ -145,7 +154,16 @@ export async function ensureLocalDaemon(options: LocalDaemonOptions): Promise<{ 
     if (exitCode !== null) {
       throw new KilnError("unavailable", `sandbox-agent daemon exited (code ${exitCode}):\n${await tailLog(logPath)}`);
     }
-    if (await checkHealth(baseUrl, options.token, 1000)) return { baseUrl, pid };
+    if (await checkHealth(baseUrl, options.token, 1000)) {
+      // Parsed and serving: take the token off its command line (argv-scrub.ts).
+      try {
+        for (const process of processTree(pid)) scrubArgv(process, options.token);
+      } catch (error) {
+        await terminate(pid, 3000, true);
+        throw error;
+      }
+      return { baseUrl, pid };
+    }
     await sleep(50);
   }
   await terminate(pid);

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { type ExecResult, KilnError } from "@kiln/shared";
-import { installScriptedAgentLauncher } from "../../agents/scripted-agent.ts";
+import { SCRIPTED_AGENT_PATH, installScriptedAgentLauncher } from "../../agents/scripted-agent.ts";
 import { gitAuthEnv, pushBranch as pushWithToken } from "../../integrations/github/git.ts";
 import { createKeyedQueue } from "../../util/keyed-queue.ts";
 import { git, run, sleep } from "../../util/process.ts";
@@ -18,13 +18,18 @@ import type {
   SandboxSpec,
   StepContext,
 } from "../types.ts";
+import { readConfined, writeConfined } from "./confine.ts";
 import { ensureLocalDaemon, resolveDaemonBinary, stopLocalDaemon } from "./daemon.ts";
+import { type IsolationMode, bubblewrapArgs } from "./isolation.ts";
+import { sandboxEnv } from "./sandbox-env.ts";
 
 export interface LocalProviderOptions {
   dataDir: string;
   daemonHealthTimeoutMs?: number;
   /** Test hook: pause inside createOrGet so a test can kill the backend mid-step. */
   createDelayMs?: number;
+  /** Run sandbox processes under bubblewrap (isolation.ts); default none. */
+  isolation?: IsolationMode;
 }
 
 interface SandboxMeta {
@@ -214,6 +219,8 @@ export class LocalProvider implements SandboxProvider {
       stateDir: this.dir(handle.name),
       token: options.token,
       env: options.env,
+      home: await this.home(handle.name),
+      bubblewrap: await this.bubblewrap(handle, handle.workdir, [binary]),
       healthTimeoutMs: this.options.daemonHealthTimeoutMs ?? 20_000,
       signal: ctx.signal,
     });
@@ -228,24 +235,43 @@ export class LocalProvider implements SandboxProvider {
     return resolved;
   }
 
+  /** HOME of the sandbox's processes (not the backend user's home). */
+  private async home(name: string): Promise<string> {
+    const home = path.join(this.dir(name), "home");
+    await mkdir(home, { recursive: true });
+    return home;
+  }
+
   async exec(handle: SandboxHandle, command: string, options: { cwd?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
     const cwd = options.cwd ? this.resolveInside(handle, options.cwd) : handle.workdir;
-    return run("bash", ["-c", command], { cwd, timeoutMs: options.timeoutMs ?? 60_000 });
+    const env = sandboxEnv({ home: await this.home(handle.name), agentHome: this.agentHome });
+    const wrap = await this.bubblewrap(handle, cwd, []);
+    const [bin, args] = wrap ? ["bwrap", [...wrap, "bash", "-c", command]] : ["bash", ["-c", command]];
+    return run(bin, args, { cwd, env, replaceEnv: true, timeoutMs: options.timeoutMs ?? 60_000 });
   }
 
-  async readFile(handle: SandboxHandle, file: string): Promise<string> {
-    try {
-      return await readFile(this.resolveInside(handle, file), "utf8");
-    } catch (error) {
-      if (error instanceof KilnError) throw error;
-      throw new KilnError("not_found", `cannot read ${file}: ${(error as Error).message}`);
-    }
+  /** bwrap arguments for this sandbox, or undefined when isolation is off. */
+  private async bubblewrap(handle: SandboxHandle, cwd: string, extra: string[]): Promise<string[] | undefined> {
+    if (this.options.isolation !== "bubblewrap") return undefined;
+    await mkdir(this.agentHome, { recursive: true });
+    const node = (process.env.PATH ?? "").split(":").map((dir) => path.join(dir, "node")).find((file) => existsSync(file));
+    return bubblewrapArgs(
+      {
+        workdir: handle.workdir,
+        home: await this.home(handle.name),
+        agentHome: this.agentHome,
+        readOnly: [process.execPath, SCRIPTED_AGENT_PATH, ...(node ? [node] : []), ...extra],
+      },
+      cwd,
+    );
   }
 
-  async writeFile(handle: SandboxHandle, file: string, content: string): Promise<void> {
-    const target = this.resolveInside(handle, file);
-    await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(target, content);
+  readFile(handle: SandboxHandle, file: string): Promise<string> {
+    return readConfined(handle.workdir, file);
+  }
+
+  writeFile(handle: SandboxHandle, file: string, content: string): Promise<void> {
+    return writeConfined(handle.workdir, file, content);
   }
 
   async stop(name: string): Promise<void> {
