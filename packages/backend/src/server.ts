@@ -1,13 +1,15 @@
 // Kiln's HTTP surface (Hono): health, client discovery, webhooks, and the built workbench.
-// Actor actions never go through here: clients talk to RivetKit directly (see /v1/config).
+// Clients reach actors only through the gateway proxy at /v1/rivet (engine/gateway-proxy.ts); the
+// engine itself stays on loopback behind its admin token.
 import { existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { Hono } from "hono";
+import { RIVET_PROXY_PREFIX } from "./engine/gateway-proxy.ts";
 
 export interface ServerOptions {
-  /** Engine URL clients (including browsers) should use. */
-  publicEngineEndpoint: string;
+  /** Public base URL of Kiln (behind a proxy); default: the URL the request came in on. */
+  publicUrl?: string;
   poolName: string;
   frontendDist?: string;
   providers: string[];
@@ -36,7 +38,7 @@ export function createServer(options: ServerOptions): Hono {
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.get("/v1/config", (c) =>
     c.json({
-      rivetEndpoint: options.publicEngineEndpoint,
+      rivetEndpoint: new URL(RIVET_PROXY_PREFIX, options.publicUrl ?? c.req.url).toString(),
       poolName: options.poolName,
       defaultOrgId: "default",
       providers: options.providers,

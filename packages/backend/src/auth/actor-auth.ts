@@ -59,6 +59,19 @@ export class ActorAuth {
     return { kind: "user", login: claims.login, orgs: claims.orgs };
   }
 
+  /** For the gateway proxy: is this a token Kiln issued (a live session or the internal token)? */
+  acceptsToken(token: string): boolean {
+    if (!this.secret) return true;
+    if (isInternalToken(this.secret, token)) return true;
+    try {
+      verifySession(this.secret, token);
+      return true;
+    } catch (error) {
+      if (error instanceof KilnError) return false;
+      throw error;
+    }
+  }
+
   /** RivetKit hook: reject the connection/call before any action runs. */
   readonly onBeforeConnect = (c: KeyedCtx, params: unknown): void => {
     this.principal(c.key, params);
