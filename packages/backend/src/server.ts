@@ -32,6 +32,8 @@ const CONTENT_TYPES: Record<string, string> = {
 export function createServer(options: ServerOptions): Hono {
   const app = new Hono();
   app.onError((error, c) => {
+    // A malformed URL (a lone `%`) is the client's fault, not ours.
+    if (error instanceof URIError) return c.json({ code: "invalid_input", message: "malformed URL encoding" }, 400);
     console.error("[kiln] request failed", c.req.method, c.req.path, error.message);
     return c.json({ code: "internal", message: "internal error" }, 500);
   });
@@ -51,7 +53,13 @@ export function createServer(options: ServerOptions): Hono {
   const dist = options.frontendDist;
   if (dist && existsSync(path.join(dist, "index.html"))) {
     app.get("/*", async (c) => {
-      const requested = path.normalize(decodeURIComponent(c.req.path)).replace(/^(\.\.[/\\])+/, "");
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(c.req.path);
+      } catch {
+        return c.json({ code: "invalid_input", message: "malformed URL encoding" }, 400);
+      }
+      const requested = path.normalize(decoded).replace(/^(\.\.[/\\])+/, "");
       let file = path.join(dist, requested);
       if (!file.startsWith(dist) || !(await stat(file).then((s) => s.isFile(), () => false))) {
         file = path.join(dist, "index.html"); // SPA fallback

@@ -6,3 +6,4 @@ export * from "./naming.ts";
 export * from "./status.ts";
 export * from "./github.ts";
 export * from "./auth.ts";
+export * from "./keys.ts";

@@ -10,6 +10,7 @@ import { getCookie } from "hono/cookie";
 import type { Hono } from "hono";
 import type { ActorAuth } from "../auth/actor-auth.ts";
 import { SESSION_COOKIE } from "../auth/routes.ts";
+import { checkGatewayTarget } from "./gateway-target.ts";
 
 export const RIVET_PROXY_PREFIX = "/v1/rivet";
 const CONN_PARAMS_PROTOCOL = "rivet_conn_params.";
@@ -23,14 +24,17 @@ export interface GatewayProxyOptions {
   auth: ActorAuth;
 }
 
-type Route = { kind: "gateway"; path: string } | { kind: "metadata" } | { kind: "refused" };
+type Route = { kind: "gateway"; path: string } | { kind: "metadata" } | { kind: "refused" } | { kind: "malformed" };
 
 /** Only `/gateway/<actor or name>/…` (actor traffic) and `GET /metadata` pass. */
-export function classify(method: string, rest: string): Route {
+export function classify(method: string, rest: string, search = ""): Route {
+  // The engine answers a malformed escape with a 500: refuse it here as the client's error.
+  if (safeDecode(rest) === undefined || safeDecode(search) === undefined) return { kind: "malformed" };
   if (rest === "/metadata" && method === "GET") return { kind: "metadata" };
   // A dot segment could be normalised by the engine into an admin path (`/gateway/../actors`).
   if (/^\/gateway\/[^/?#]+/.test(rest) && !/(^|\/)\.\.?(\/|$)/.test(rest) && !/%2e|%2f|%5c|\\/i.test(rest.split("/").slice(0, 3).join("/"))) {
-    return { kind: "gateway", path: rest };
+    // The actor is named by a well-formed key (or is an actor id) before any actor code runs.
+    return checkGatewayTarget(rest, new URLSearchParams(search)) ? { kind: "gateway", path: rest } : { kind: "malformed" };
   }
   return { kind: "refused" };
 }
@@ -45,7 +49,7 @@ function connParamsToken(raw: string | null | undefined): string | undefined {
   }
 }
 
-function refuse(status: 401 | 403 | 404, code: string, message: string): Response {
+function refuse(status: 400 | 401 | 403 | 404, code: string, message: string): Response {
   return Response.json({ group: "kiln", code, message }, { status });
 }
 
@@ -73,7 +77,8 @@ export class GatewayProxy {
   mount(app: Hono): void {
     app.all(`${RIVET_PROXY_PREFIX}/*`, async (c) => {
       const url = new URL(c.req.url);
-      const route = classify(c.req.method, url.pathname.slice(RIVET_PROXY_PREFIX.length));
+      const route = classify(c.req.method, url.pathname.slice(RIVET_PROXY_PREFIX.length), url.search);
+      if (route.kind === "malformed") return refuse(400, "invalid_input", "malformed gateway request (URL encoding, actor key or target)");
       if (route.kind === "refused") return refuse(403, "forbidden", "only actor gateway traffic goes through Kiln");
       if (route.kind === "metadata") return this.metadata();
       const denied = this.authorize(connParamsToken(c.req.header("x-rivet-conn-params")) ?? getCookie(c, SESSION_COOKIE));
@@ -120,7 +125,8 @@ export class GatewayProxy {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return null;
     const url = new URL(req.url);
     if (!url.pathname.startsWith(`${RIVET_PROXY_PREFIX}/`)) return null;
-    const route = classify("GET", url.pathname.slice(RIVET_PROXY_PREFIX.length));
+    const route = classify("GET", url.pathname.slice(RIVET_PROXY_PREFIX.length), url.search);
+    if (route.kind === "malformed") return refuse(400, "invalid_input", "malformed gateway request (URL encoding, actor key or target)");
     if (route.kind !== "gateway") return refuse(403, "forbidden", "only actor gateway traffic goes through Kiln");
     const offered = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean);
     const paramsProtocol = offered.find((p) => p.startsWith(CONN_PARAMS_PROTOCOL));
