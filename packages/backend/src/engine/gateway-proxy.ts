@@ -13,7 +13,6 @@ import { SESSION_COOKIE } from "../auth/routes.ts";
 import { checkGatewayTarget } from "./gateway-target.ts";
 
 export const RIVET_PROXY_PREFIX = "/v1/rivet";
-const CONN_PARAMS_PROTOCOL = "rivet_conn_params.";
 const TOKEN_PROTOCOL = "rivet_token.";
 /** Client headers never forwarded: hop-by-hop, Kiln's own credentials, and engine credentials. */
 const DROP_HEADERS = ["host", "connection", "cookie", "authorization", "x-rivet-token", "content-length", "accept-encoding"];
@@ -129,11 +128,9 @@ export class GatewayProxy {
     if (route.kind === "malformed") return refuse(400, "invalid_input", "malformed gateway request (URL encoding, actor key or target)");
     if (route.kind !== "gateway") return refuse(403, "forbidden", "only actor gateway traffic goes through Kiln");
     const offered = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean);
-    const paramsProtocol = offered.find((p) => p.startsWith(CONN_PARAMS_PROTOCOL));
-    const paramsToken = paramsProtocol ? connParamsToken(safeDecode(paramsProtocol.slice(CONN_PARAMS_PROTOCOL.length))) : undefined;
-    const cookieToken = /(?:^|;\s*)kiln_session=([^;]+)/.exec(req.headers.get("cookie") ?? "")?.[1];
-    const denied = this.authorize(paramsToken ?? (cookieToken ? safeDecode(cookieToken) : undefined));
-    if (denied) return denied;
+    // A refused upgrade is only a failed socket to the RivetKit client, which retries it forever; so a
+    // missing or bad token on a connection is left to the actor's onBeforeConnect, which refuses it in
+    // protocol (typed `unauthorized`/`forbidden`) before any action runs. HTTP calls are checked here.
     // The client never chooses the engine credential; Kiln adds its own.
     const protocols = [...offered.filter((p) => !p.startsWith(TOKEN_PROTOCOL)), `${TOKEN_PROTOCOL}${this.options.engineToken}`];
     const upstream = new WebSocket(this.upstreamUrl(route.path, url.search, true), {
