@@ -151,3 +151,20 @@ test("no configured secret appears in anything a client receives or in any log l
   }
   expect(leaks).toEqual([]);
 }, 240_000);
+
+test("sign-in on: anonymous or forged actor calls through Kiln's gateway proxy are refused before any actor runs", async () => {
+  const target = "/v1/rivet/gateway/organization/action/listTasks?rvt-namespace=default&rvt-method=get&rvt-key=org,acme";
+  const call = (headers: Record<string, string>) =>
+    fetch(`${backend.url}${target}`, { method: "POST", headers: { "content-type": "application/json", "x-rivet-encoding": "json", ...headers }, body: JSON.stringify({ args: [] }) });
+  const attempts: Record<string, string>[] = [{}, { "x-rivet-conn-params": JSON.stringify({ token: "kiln1.forged.token" }) }, { cookie: "kiln_session=kiln1.x.y" }];
+  for (const headers of attempts) {
+    const res = await call(headers);
+    expect(res.status, JSON.stringify(headers)).toBe(401);
+    expect(await res.json()).toMatchObject({ code: "unauthorized" });
+  }
+  // The admin API stays refused for a signed-in user too.
+  const me = await alice.getSession();
+  expect(me.user?.login).toBe("alice");
+  const list = await fetch(`${backend.url}/v1/rivet/actors?namespace=default&name=task`);
+  expect(list.status).toBe(403);
+});
