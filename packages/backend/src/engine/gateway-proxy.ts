@@ -91,6 +91,8 @@ export class GatewayProxy {
         headers,
         body: hasBody ? c.req.raw.body : undefined,
         redirect: "manual",
+        // A fresh loopback connection per call: a pooled socket the engine has half-closed can stall a call.
+        keepalive: false,
         signal: c.req.raw.signal,
         // Stream the request body instead of buffering it.
         ...(hasBody ? { duplex: "half" } : {}),
