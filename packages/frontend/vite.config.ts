@@ -13,7 +13,8 @@ export default defineConfig({
     port: Number(process.env.KILN_FRONTEND_PORT ?? 5173),
     strictPort: true,
     // `npm run dev:ui`: the page's origin is this dev server, so forward the backend's routes.
-    proxy: { "/v1": `http://127.0.0.1:${process.env.KILN_PORT ?? 7741}` },
+    // ws: actor connections go through the backend's gateway proxy at /v1/rivet.
+    proxy: { "/v1": { target: `http://127.0.0.1:${process.env.KILN_PORT ?? 7741}`, ws: true } },
   },
   preview: { host: "127.0.0.1", port: Number(process.env.KILN_FRONTEND_PORT ?? 4173), strictPort: true },
   test: {

@@ -21,8 +21,9 @@ export const ConfigSchema = z.object({
   KILN_ENGINE_PORT: port.default(7750),
   /** Use an engine that is already running (production / scale-out) instead of starting one. */
   KILN_ENGINE_ENDPOINT: z.string().url().optional(),
-  /** Public URL of the engine for clients (browser). Defaults to the engine endpoint. */
-  KILN_PUBLIC_ENGINE_ENDPOINT: z.string().url().optional(),
+  /** The engine's admin token (`auth.admin_token`); required with KILN_ENGINE_ENDPOINT. The embedded
+   * engine gets one generated once and kept 0600 in the data dir. Never sent to clients. */
+  KILN_ENGINE_TOKEN: z.string().min(16, "KILN_ENGINE_TOKEN must be at least 16 characters").optional(),
   /** Envoy pool name; distinct per app/test so runners never get another app's actors. */
   KILN_POOL: z.string().min(1).default("kiln"),
   KILN_DEFAULT_AGENT: AgentIdSchema.default("mock"),

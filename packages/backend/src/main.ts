@@ -7,6 +7,8 @@ import { agentEnv, loadConfig } from "./config.ts";
 import type { BackendDeps } from "./deps.ts";
 import { mountActionsWebhook } from "./integrations/github-actions/route.ts";
 import { setupGitHub } from "./integrations/github/setup.ts";
+import { GatewayProxy } from "./engine/gateway-proxy.ts";
+import { loadEngineToken } from "./engine/token.ts";
 import { buildProviders } from "./providers/index.ts";
 import { makeRegistry } from "./registry.ts";
 import { createServer } from "./server.ts";
@@ -22,6 +24,11 @@ mkdirSync(engineDir, { recursive: true });
 setNativeEnv("RIVETKIT_STORAGE_PATH", engineDir);
 // Kiln does not use Rivet Services; they also clash across instances on one host.
 setNativeEnv("RIVET_RUN_SERVICES", process.env.RIVET_RUN_SERVICES ?? "0");
+// Lock the engine's admin API: the embedded engine takes its token from this env, the runner (and the
+// backend's own clients) present it as RIVET_TOKEN. Clients never see it (engine/gateway-proxy.ts).
+const engineToken = loadEngineToken(config);
+if (!config.KILN_ENGINE_ENDPOINT) setNativeEnv("RIVET__AUTH__ADMIN_TOKEN", engineToken);
+setNativeEnv("RIVET_TOKEN", engineToken);
 
 // The sandbox-agent SDK can reject without a handler when an agent dies mid-request (reference notes,
 // gotcha 3). Log it instead of crashing the whole backend; the turn itself fails through its watchdog.
@@ -85,18 +92,30 @@ await settleLeftoverEngine();
 await registry.startAndWait();
 
 const defaultDist = fileURLToPath(new URL("../../frontend/dist", import.meta.url));
+const gateway = new GatewayProxy({ engineEndpoint, engineToken, auth: github.auth });
 const app = createServer({
-  publicEngineEndpoint: config.KILN_PUBLIC_ENGINE_ENDPOINT ?? engineEndpoint,
+  publicUrl: process.env.KILN_PUBLIC_URL || undefined,
   poolName: config.KILN_POOL,
   frontendDist: config.KILN_FRONTEND_DIST ?? defaultDist,
   providers: Object.keys(deps.providers),
   auth: github.publicConfig,
   extend: (app) => {
+    gateway.mount(app);
     mountActionsWebhook(app, { secret: sandboxes.actionsCallbackSecret, waiter: sandboxes.actionsWaiter });
     github.mountRoutes(app, { endpoint: engineEndpoint, poolName: config.KILN_POOL });
   },
 });
-const server = Bun.serve({ fetch: app.fetch, port: config.KILN_PORT, hostname: config.KILN_HOST, idleTimeout: 120 });
+const server = Bun.serve({
+  // WebSocket upgrades to the actor gateway are handled before Hono (null: not one of them).
+  fetch: async (req, srv) => {
+    const upgraded = await gateway.upgrade(req, srv);
+    return upgraded === null ? app.fetch(req, srv) : upgraded;
+  },
+  websocket: gateway.websocket,
+  port: config.KILN_PORT,
+  hostname: config.KILN_HOST,
+  idleTimeout: 120,
+});
 
 console.log(
   `[kiln] backend ready in ${Date.now() - started} ms: http://${config.KILN_HOST}:${server.port} ` +

@@ -1,13 +1,15 @@
 // Kiln's HTTP surface (Hono): health, client discovery, webhooks, and the built workbench.
-// Actor actions never go through here: clients talk to RivetKit directly (see /v1/config).
+// Clients reach actors only through the gateway proxy at /v1/rivet (engine/gateway-proxy.ts); the
+// engine itself stays on loopback behind its admin token.
 import { existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { Hono } from "hono";
+import { RIVET_PROXY_PREFIX } from "./engine/gateway-proxy.ts";
 
 export interface ServerOptions {
-  /** Engine URL clients (including browsers) should use. */
-  publicEngineEndpoint: string;
+  /** Public base URL of Kiln (behind a proxy); default: the URL the request came in on. */
+  publicUrl?: string;
   poolName: string;
   frontendDist?: string;
   providers: string[];
@@ -30,13 +32,15 @@ const CONTENT_TYPES: Record<string, string> = {
 export function createServer(options: ServerOptions): Hono {
   const app = new Hono();
   app.onError((error, c) => {
+    // A malformed URL (a lone `%`) is the client's fault, not ours.
+    if (error instanceof URIError) return c.json({ code: "invalid_input", message: "malformed URL encoding" }, 400);
     console.error("[kiln] request failed", c.req.method, c.req.path, error.message);
     return c.json({ code: "internal", message: "internal error" }, 500);
   });
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.get("/v1/config", (c) =>
     c.json({
-      rivetEndpoint: options.publicEngineEndpoint,
+      rivetEndpoint: new URL(RIVET_PROXY_PREFIX, options.publicUrl ?? c.req.url).toString(),
       poolName: options.poolName,
       defaultOrgId: "default",
       providers: options.providers,
@@ -49,7 +53,13 @@ export function createServer(options: ServerOptions): Hono {
   const dist = options.frontendDist;
   if (dist && existsSync(path.join(dist, "index.html"))) {
     app.get("/*", async (c) => {
-      const requested = path.normalize(decodeURIComponent(c.req.path)).replace(/^(\.\.[/\\])+/, "");
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(c.req.path);
+      } catch {
+        return c.json({ code: "invalid_input", message: "malformed URL encoding" }, 400);
+      }
+      const requested = path.normalize(decoded).replace(/^(\.\.[/\\])+/, "");
       let file = path.join(dist, requested);
       if (!file.startsWith(dist) || !(await stat(file).then((s) => s.isFile(), () => false))) {
         file = path.join(dist, "index.html"); // SPA fallback

@@ -303,7 +303,8 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
         }
       }
       const client = createClient({
-        endpoint: config.rivetEndpoint,
+        // Kiln's gateway proxy (`/v1/rivet`); a relative answer is taken relative to the Kiln URL.
+        endpoint: new URL(config.rivetEndpoint, options.endpoint).toString(),
         poolName: config.poolName,
         devtools: false,
       } as Parameters<typeof createClient>[0]) as unknown as RawClient;

@@ -94,7 +94,7 @@ export const ProvisionStepRecordSchema = z.object({
 export type ProvisionStepRecord = z.infer<typeof ProvisionStepRecordSchema>;
 
 export const PullRequestInfoSchema = z.object({
-  number: z.number().int(),
+  number: z.number().int().positive(),
   url: z.string(),
   state: z.enum(["open", "draft", "merged", "closed"]),
   checks: z.enum(["pending", "success", "failure", "none"]).default("none"),

@@ -8,3 +8,4 @@ export * from "./github.ts";
 export * from "./auth.ts";
 export * from "./limits.ts";
 export * from "./transcript.ts";
+export * from "./keys.ts";

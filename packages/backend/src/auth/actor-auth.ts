@@ -7,8 +7,8 @@
 //   internal token              → another Kiln actor or the backend's own routes;
 //   user session token          → allowed only on actors of an org listed in the token.
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { ActorConnParamsSchema, KilnError } from "@kiln/shared";
-import { toUserError } from "../errors.ts";
+import { type ActorKeySchema, ActorConnParamsSchema, KilnError } from "@kiln/shared";
+import { toUserError, validate } from "../errors.ts";
 import { internalToken, isInternalToken, verifySession } from "./tokens.ts";
 
 export type Principal =
@@ -59,6 +59,19 @@ export class ActorAuth {
     return { kind: "user", login: claims.login, orgs: claims.orgs };
   }
 
+  /** For the gateway proxy: is this a token Kiln issued (a live session or the internal token)? */
+  acceptsToken(token: string): boolean {
+    if (!this.secret) return true;
+    if (isInternalToken(this.secret, token)) return true;
+    try {
+      verifySession(this.secret, token);
+      return true;
+    } catch (error) {
+      if (error instanceof KilnError) return false;
+      throw error;
+    }
+  }
+
   /** RivetKit hook: reject the connection/call before any action runs. */
   readonly onBeforeConnect = (c: KeyedCtx, params: unknown): void => {
     this.principal(c.key, params);
@@ -66,6 +79,26 @@ export class ActorAuth {
 
   /** RivetKit hook: the verified principal becomes the connection state. */
   readonly createConnState = (c: KeyedCtx, params: unknown): Principal => this.principal(c.key, params);
+
+  /**
+   * The connection hooks for an actor whose key must have `keySchema`'s shape: a malformed org or task
+   * id in the key is `invalid_input` before the caller is even looked at (sign-in on or off).
+   */
+  hooksFor(keySchema: ActorKeySchema): {
+    onBeforeConnect: (c: KeyedCtx, params: unknown) => void;
+    createConnState: (c: KeyedCtx, params: unknown) => Principal;
+  } {
+    return {
+      onBeforeConnect: (c, params) => {
+        validate(keySchema, c.key, "actor key");
+        this.principal(c.key, params);
+      },
+      createConnState: (c, params) => {
+        validate(keySchema, c.key, "actor key");
+        return this.principal(c.key, params);
+      },
+    };
+  }
 
   /** For queue `canPublish`: only Kiln itself may enqueue (in-actor sends skip this hook). */
   readonly internalOnly = (c: unknown): boolean => !this.enabled || this.isInternal(c);

@@ -19,6 +19,7 @@ import {
   TaskIdSchema,
   errorMessage,
   normalizeRemoteUrl,
+  GitHubStateKeySchema,
 } from "@kiln/shared";
 import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import { actor, event } from "rivetkit";
@@ -57,7 +58,7 @@ interface GhCtx {
 
 /** Where github-state finds a repository for a task or a "register this repo" request. */
 export const ResolveRepoInputSchema = z
-  .object({ remoteUrl: z.string().min(1).max(2000).optional(), fullName: GitHubFullNameSchema.optional() })
+  .object({ remoteUrl: z.string().trim().min(1).max(2000).optional(), fullName: GitHubFullNameSchema.optional() })
   .refine((v) => v.remoteUrl !== undefined || v.fullName !== undefined, "remoteUrl or fullName is required");
 
 export interface ResolvedGitHubRepo {
@@ -660,8 +661,7 @@ export function makeGitHubStateActor(deps: BackendDeps) {
     db: githubDatabase,
     events: { [GITHUB_EVENT_NAME]: event<unknown>() },
     options: { actionTimeout: 180_000 },
-    onBeforeConnect: auth.onBeforeConnect,
-    createConnState: auth.createConnState,
+    ...auth.hooksFor(GitHubStateKeySchema),
     createVars: (): Vars => ({ actor: null, syncing: null }),
     onWake: (c) => {
       c.vars.actor = c;

@@ -3,7 +3,7 @@
 // without KEEP_SANDBOX (a crash between "archived" and "destroyed", a failed createTask, a sandbox made
 // by a replayed step after the task ended). Armed by the organization on first use; kept out of every
 // hot path: nothing waits for it, and it only runs on providers that implement `reapOrphans`.
-import { errorMessage } from "@kiln/shared";
+import { errorMessage, MaintenanceKeySchema } from "@kiln/shared";
 import { actor } from "rivetkit";
 import { AUTH_DISABLED } from "../../auth/actor-auth.ts";
 import type { BackendDeps } from "../../deps.ts";
@@ -39,8 +39,7 @@ export function makeMaintenanceActor(deps: BackendDeps) {
 
   return actor({
     options: { actionTimeout: 5 * 60_000 },
-    onBeforeConnect: auth.onBeforeConnect,
-    createConnState: auth.createConnState,
+    ...auth.hooksFor(MaintenanceKeySchema),
     createVars: (): MaintenanceVars => ({ running: null }),
     actions: {
       /** Idempotent: (re)arms the cron only when missing or its interval changed. Returns whether it armed. */

@@ -25,6 +25,9 @@ import {
   errorMessage,
   normalizeRemoteUrl,
   repoNameFromUrl,
+  OrgKeySchema,
+  RepoIdSchema,
+  TaskIdSchema,
 } from "@kiln/shared";
 import { and, asc, eq, gte, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import { actor, event } from "rivetkit";
@@ -386,8 +389,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
     db: orgDatabase,
     events: { [ORG_EVENT_NAME]: event<unknown>() },
     options: { actionTimeout: 60_000 },
-    onBeforeConnect: auth.onBeforeConnect,
-    createConnState: auth.createConnState,
+    ...auth.hooksFor(OrgKeySchema),
     createVars: (): OrgVars => ({ maintenanceArmed: false, taskWatchArmed: false, lastWoken: new Map() }),
     actions: {
       addRepo: async (c, input: unknown): Promise<RepoRecord> =>
@@ -486,7 +488,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
       reserveBranch: async (c, input: unknown): Promise<string> =>
         guard(async () => {
           auth.requireInternal(c, "reserveBranch");
-          const data = validate(z.object({ taskId: z.string(), repoId: z.string(), title: z.string() }), input);
+          const data = validate(z.object({ taskId: TaskIdSchema, repoId: RepoIdSchema, title: z.string().max(1000) }), input);
           const [entry] = await c.db.select().from(schema.taskIndex).where(eq(schema.taskIndex.taskId, data.taskId));
           if (!entry) throw new KilnError("not_found", `task ${data.taskId} is not in the index`);
           if (entry.branch) return entry.branch;
@@ -551,7 +553,8 @@ export function makeOrganizationActor(deps: BackendDeps) {
        */
       destroyAllSandboxes: async (c, input: unknown): Promise<DestroyAllSandboxesResult> =>
         guard(async () => {
-          const data = validate(DestroyAllSandboxesInputSchema, input ?? {}, "destroy all");
+          // No argument means "all"; a null or other non-object is malformed, not "all".
+          const data = validate(DestroyAllSandboxesInputSchema, input === undefined ? {} : input, "destroy all");
           const index = await c.db.select({ taskId: schema.taskIndex.taskId }).from(schema.taskIndex);
           const out: DestroyAllSandboxesResult = { results: [], failed: [] };
           await eachLimited(index, 4, async ({ taskId }) => {

@@ -29,9 +29,11 @@ import {
   ReadFileRangeInputSchema,
   type ReadFileRangeResult,
   type TranscriptPage,
+  TaskKeySchema,
 } from "@kiln/shared";
 import { eq, sql } from "drizzle-orm";
 import { actor, event, queue } from "rivetkit";
+import { ownTaskActions } from "./own-task.ts";
 import { workflow } from "rivetkit/workflow";
 import { z } from "zod";
 import { AUTH_DISABLED } from "../../auth/actor-auth.ts";
@@ -396,13 +398,13 @@ export function makeTaskActor(deps: BackendDeps) {
     queues: { [PROVISION_QUEUE]: queue<{ reason: string }>({ canPublish: auth.internalOnly }) },
     events: { [TASK_EVENT_NAME]: event<unknown>() },
     options: { actionTimeout: 120_000, sleepTimeout: config.KILN_TASK_SLEEP_MS },
-    onBeforeConnect: auth.onBeforeConnect,
-    createConnState: auth.createConnState,
+    ...auth.hooksFor(TaskKeySchema),
     createVars: (): TaskVars => ({ actor: null, runtime: null, summaryDirty: false, summaryPushing: false, orgActorId: null }),
 
     /** `task.initialize`: runs inside actor creation, so the organization's `create` returns after it. */
     onCreate: async (c, input: InitializeTaskInput) => {
       // `create` skips onBeforeConnect: only the organization (holding the key's create proof) may create tasks.
+      validate(TaskKeySchema, c.key, "actor key");
       auth.requireCreateProof(c.key, input);
       try {
         await bootstrap(c, validate(InitializeTaskSchema, input, "task"));
@@ -431,14 +433,15 @@ export function makeTaskActor(deps: BackendDeps) {
       await c.vars.runtime?.dispose();
     },
 
-    actions: {
+    actions: ownTaskActions({
       /** Idempotent read of the bootstrap record (the rows are written by onCreate). */
       initialize: async (c, input: InitializeTaskInput): Promise<TaskRecord> =>
         guard(async () => {
           auth.requireInternal(c, "initialize");
+          const data = validate(InitializeTaskSchema, input, "task");
           const existing = await readTaskRow(c);
           if (existing) return toTaskRecord(existing);
-          await bootstrap(c, validate(InitializeTaskSchema, input, "task"));
+          await bootstrap(c, data);
           const row = await readTaskRow(c);
           if (!row) throw new KilnError("internal", "task row missing after initialize");
           return toTaskRecord(row);
@@ -728,7 +731,7 @@ export function makeTaskActor(deps: BackendDeps) {
 
       /** Push, then open the task's pull request — or reuse the open one for its branch. */
       openPullRequest: async (c, input: unknown) => guard(() => github.openPullRequest(c as unknown as Ctx, input)),
-    },
+    }),
 
     run: workflow(async (ctx) => {
       await ctx.loop("commands", async (loop) => {
