@@ -23,6 +23,7 @@ import {
 } from "@kiln/shared";
 import { createClient } from "rivetkit/client";
 import { installFetchCompat } from "./fetch-compat.ts";
+import { withEngineRetry } from "./transient.ts";
 import type { ConnectionState, KilnClient, Subscription, SubscriptionCallbacks } from "./types.ts";
 
 export interface KilnClientOptions {
@@ -105,6 +106,7 @@ const OPEN_DEADLINE_MS = 10_000;
 class Topic<Value extends { seq: number }, Event extends { seq: number }> {
   private value: Value | null = null;
   private syncing = false;
+  private resyncAgain = false;
   private buffered: Event[] = [];
   private readonly listeners = new Set<SubscriptionCallbacks<Value>>();
   private state: ConnectionState = "connecting";
@@ -120,8 +122,15 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
     private readonly fetchSnapshot: () => Promise<Value>,
     private readonly apply: (value: Value, event: Event) => Value,
     private readonly onEmpty: () => void,
+    /**
+     * An error after which waiting is pointless (the task does not exist): delivered, then the topic
+     * closes. With it, the snapshot is also fetched at once, since a connection to an actor that does
+     * not exist never opens and never errors.
+     */
+    private readonly fatal?: (error: KilnError) => boolean,
   ) {
     void this.start();
+    if (fatal) void this.resync();
   }
 
   /** Open a connection; every failure or close leads to a fresh connection after a backoff. */
@@ -186,6 +195,17 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
   private fail(error: unknown) {
     const kilnError = toKilnError(error);
     for (const l of this.listeners) l.onError?.(kilnError);
+    if (this.fatal?.(kilnError) && !this.closed) this.shutdown("closed");
+  }
+
+  /** Stop for good: no reconnects, the connection closed; a later subscribe starts a fresh topic. */
+  private shutdown(state?: ConnectionState) {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.onEmpty();
+    if (state) this.setState(state);
+    if (this.conn) void this.conn.dispose().catch((error: unknown) => console.error("[kiln] closing subscription", error));
+    this.conn = null;
   }
 
   private setState(state: ConnectionState) {
@@ -195,8 +215,14 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
 
   /** Take a fresh snapshot, then fold the events that arrived meanwhile (those newer than it). */
   private async resync() {
-    if (this.syncing || this.closed) return;
+    if (this.closed) return;
+    if (this.syncing) {
+      // A (re)connect during a snapshot fetch: that snapshot may predate the connection's events.
+      this.resyncAgain = true;
+      return;
+    }
     this.syncing = true;
+    this.resyncAgain = false;
     try {
       let value = await this.fetchSnapshot();
       const pending = this.buffered.sort((a, b) => a.seq - b.seq);
@@ -212,6 +238,7 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
       this.value = value;
       this.syncing = false;
       this.notify();
+      if (this.resyncAgain) void this.resync();
     } catch (error) {
       this.syncing = false;
       this.fail(error);
@@ -247,12 +274,7 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
     return {
       unsubscribe: () => {
         this.listeners.delete(callbacks);
-        if (this.listeners.size === 0) {
-          this.closed = true;
-          if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-          this.onEmpty();
-          if (this.conn) void this.conn.dispose().catch((error: unknown) => console.error("[kiln] closing subscription", error));
-        }
+        if (this.listeners.size === 0 && !this.closed) this.shutdown();
       },
     };
   }
@@ -364,7 +386,8 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
   const callTask = async <T>(orgId: string, taskId: string, action: string, ...args: unknown[]): Promise<T> => {
     try {
       const handle = (await rawClient()).task.get(taskKey(orgId, taskId));
-      return (await withTimeout(action, handle[action]!(...args))) as T;
+      // A task actor going to sleep (or waking) answers "actor not found" for a moment: retry that.
+      return (await withEngineRetry(action, () => withTimeout(action, handle[action]!(...args)))) as T;
     } catch (error) {
       const kilnError = toKilnError(error);
       if (kilnError.code === "not_found" && kilnError.message === "not found") {
@@ -447,6 +470,7 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
             () => callTask<TaskDetail>(orgId, taskId, "getDetail"),
             applyTaskEvent,
             () => topics.delete(key),
+            (error) => error.code === "not_found",
           ),
       ).add(asCallbacks(cb));
     },

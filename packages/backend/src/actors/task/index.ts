@@ -47,6 +47,7 @@ import {
   appendHistory,
   buildSummary,
   emit,
+  onTaskChanged,
   readDetail,
   readSandboxRow,
   readSessions,
@@ -409,6 +410,7 @@ export function makeTaskActor(deps: BackendDeps) {
 
     onWake: async (c) => {
       c.vars.actor = c;
+      onTaskChanged(c.actorId, () => scheduleSummaryPush(c as unknown as Ctx));
       // Turns and permission requests do not survive a restart: say so instead of showing them as live.
       for (const session of await readSessions(c)) {
         if (session.status === "running" || session.status === "needs_input" || session.status === "creating") {
@@ -422,6 +424,7 @@ export function makeTaskActor(deps: BackendDeps) {
     },
 
     onSleep: async (c) => {
+      onTaskChanged(c.actorId, null);
       await c.vars.runtime?.dispose();
     },
 
