@@ -115,7 +115,7 @@ describe("reads racing a task actor's sleep", () => {
 
   test("subscribing to an unknown task fails with a typed not_found delivered to the subscriber", async () => {
     const error = await new Promise<Error>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("no error delivered within 20 s")), 20_000);
+      const timer = setTimeout(() => reject(new Error("no error delivered within 30 s")), 30_000);
       const sub = client.subscribeTask(org, "no-such-task", {
         onChange: () => reject(new Error("an unknown task produced a value")),
         onError: (e) => {
@@ -127,5 +127,5 @@ describe("reads racing a task actor's sleep", () => {
     });
     expect(error).toBeInstanceOf(KilnError);
     expect((error as KilnError).code).toBe("not_found");
-  }, 30_000);
+  }, 45_000);
 });

@@ -9,8 +9,8 @@ export const READ_ACTIONS: ReadonlySet<string> = new Set(["getDetail", "getChang
 const DELAYS_MS = [100, 200, 400, 800, 1500];
 
 type RawError = { code?: unknown; group?: unknown };
-/** The request never reached a running actor (RivetKit's actor/not_found, stopping, restarting; envoy/actor_not_found). */
-const NOT_RUN: ReadonlySet<string> = new Set(["not_found", "actor_not_found", "stopping", "restarting"]);
+/** The request never reached a running actor (envoy/actor_not_found, actor/stopping, actor/restarting). */
+const NOT_RUN: ReadonlySet<string> = new Set(["actor_not_found", "stopping", "restarting"]);
 
 /**
  * Whether `error` (as thrown by RivetKit) may be retried for `action`. Errors raised by Kiln's own
@@ -20,6 +20,8 @@ const NOT_RUN: ReadonlySet<string> = new Set(["not_found", "actor_not_found", "s
 function retriable(action: string, error: unknown): boolean {
   const e = (error ?? {}) as RawError;
   if (typeof e.code !== "string" || typeof e.group !== "string" || e.group === "user") return false;
+  // actor/not_found: RivetKit already retried the lookup for seconds; the actor does not exist.
+  if (e.group === "actor" && e.code === "not_found") return false;
   return NOT_RUN.has(e.code) || READ_ACTIONS.has(action);
 }
 

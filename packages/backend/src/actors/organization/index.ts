@@ -34,6 +34,7 @@ import type { BackendDeps } from "../../deps.ts";
 import { guard, validate, withDeadline } from "../../errors.ts";
 import { loadMigrations } from "../../util/migrations.ts";
 import { createKeyedQueue } from "../../util/keyed-queue.ts";
+import { createLimiter } from "../../util/limiter.ts";
 import { run } from "../../util/process.ts";
 import { type ResolvedGitHubRepo, remoteKey } from "../github-state/index.ts";
 import type { InitializeTaskInput } from "../task/index.ts";
@@ -79,7 +80,20 @@ const taskHandle = (c: OrgCtx, taskId: string): TaskHandle => taskAccessor(c).ge
  * through (seen ~1 in 60 on 2 busy cores). Then converge through the idempotent path: getOrCreate with
  * the same input and `initialize`, which returns the existing record or bootstraps a new one.
  */
-async function createTaskActor(
+// Task-actor creations run concurrently, a few at a time per process: 50 at once on 2 busy cores made
+// the engine time out most of them ("Timed out resolving actor query route"), while a handful in
+// flight keeps it busy without drowning it. Branch reservation is not behind this (it is done before).
+const creationSlots = createLimiter(8);
+
+function createTaskActor(
+  c: OrgCtx & { log: { warn(o: Record<string, unknown>): void } },
+  key: string[],
+  input: unknown,
+): Promise<void> {
+  return creationSlots(() => createTaskActorNow(c, key, input));
+}
+
+async function createTaskActorNow(
   c: OrgCtx & { log: { warn(o: Record<string, unknown>): void } },
   key: string[],
   input: unknown,
