@@ -360,13 +360,13 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
       const opening = rawClient().then((c) => {
         const opened = c.organization.getOrCreate(orgKey(orgId)).connect();
         // A closed or failed connection is replaced on the next call (RivetKit's own retry can give up).
-        const drop = () => {
-          if (orgConns.get(orgId) !== opening) return;
-          orgConns.delete(orgId);
-          void opened.dispose().catch((error: unknown) => console.error("[kiln] closing a stale connection", error));
+        // An error alone does not dispose it: calls still in flight on it (50 createTasks) would all fail.
+        const drop = (dispose: boolean) => {
+          if (orgConns.get(orgId) === opening) orgConns.delete(orgId);
+          if (dispose) void opened.dispose().catch((error: unknown) => console.error("[kiln] closing a stale connection", error));
         };
-        opened.onClose(drop);
-        opened.onError(drop);
+        opened.onClose(() => drop(true));
+        opened.onError(() => drop(false));
         return opened;
       });
       conn = opening;

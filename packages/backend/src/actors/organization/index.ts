@@ -34,7 +34,6 @@ import type { BackendDeps } from "../../deps.ts";
 import { guard, validate, withDeadline } from "../../errors.ts";
 import { loadMigrations } from "../../util/migrations.ts";
 import { createKeyedQueue } from "../../util/keyed-queue.ts";
-import { createLimiter } from "../../util/limiter.ts";
 import { run } from "../../util/process.ts";
 import { type ResolvedGitHubRepo, remoteKey } from "../github-state/index.ts";
 import type { InitializeTaskInput } from "../task/index.ts";
@@ -80,20 +79,7 @@ const taskHandle = (c: OrgCtx, taskId: string): TaskHandle => taskAccessor(c).ge
  * through (seen ~1 in 60 on 2 busy cores). Then converge through the idempotent path: getOrCreate with
  * the same input and `initialize`, which returns the existing record or bootstraps a new one.
  */
-// Task-actor creations run concurrently, a few at a time per process: 50 at once on 2 busy cores made
-// the engine time out most of them ("Timed out resolving actor query route"), while a handful in
-// flight keeps it busy without drowning it. Branch reservation is not behind this (it is done before).
-const creationSlots = createLimiter(8);
-
-function createTaskActor(
-  c: OrgCtx & { log: { warn(o: Record<string, unknown>): void } },
-  key: string[],
-  input: unknown,
-): Promise<void> {
-  return creationSlots(() => createTaskActorNow(c, key, input));
-}
-
-async function createTaskActorNow(
+async function createTaskActor(
   c: OrgCtx & { log: { warn(o: Record<string, unknown>): void } },
   key: string[],
   input: unknown,
@@ -106,9 +92,12 @@ async function createTaskActorNow(
     lastError = error;
     c.log.warn({ msg: "task actor create failed; converging through getOrCreate", key: key.join("/"), error: errorMessage(error) });
   }
-  for (let attempt = 0; attempt < 2; attempt++) {
+  // Keep converging while the action has time left (under 50-way load one attempt can take 15 s+);
+  // give up with a typed error, never the engine's raw one.
+  const giveUpAt = Date.now() + 35_000;
+  for (let attempt = 0; attempt === 0 || Date.now() < giveUpAt; attempt++) {
     try {
-      await withDeadline("creating the task actor", 20_000, () =>
+      await withDeadline("creating the task actor", Math.max(5_000, Math.min(20_000, giveUpAt - Date.now())), () =>
         taskAccessor(c).getOrCreate(key, { createWithInput: input, ...internalOpts() }).initialize(input),
       );
       return;
@@ -117,7 +106,8 @@ async function createTaskActorNow(
       c.log.warn({ msg: "task actor getOrCreate failed", key: key.join("/"), attempt, error: errorMessage(error) });
     }
   }
-  throw lastError;
+  if (lastError instanceof KilnError) throw lastError;
+  throw new KilnError("unavailable", `the engine did not create the task actor in time (${errorMessage(lastError)}); try again`);
 }
 
 interface GitHubStateForOrg {
