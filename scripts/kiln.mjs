@@ -173,6 +173,10 @@ const COMMANDS = {
   bench(args) {
     runForeground("bun", ["scripts/bench.ts", ...args]);
   },
+  /** 200 creates + 50 concurrent agent turns over ~2 minutes on a real backend; exits 1 on any error. */
+  soak(args) {
+    runForeground("bun", ["scripts/soak.ts", ...args]);
+  },
   "live-test"(args) {
     runForeground("bun", ["scripts/live-test-flow.ts", ...args]);
   },

@@ -24,6 +24,7 @@ import {
 import { checked } from "./checked.ts";
 import { createClient } from "rivetkit/client";
 import { installFetchCompat } from "./fetch-compat.ts";
+import { withEngineRetry } from "./transient.ts";
 import type { ConnectionState, KilnClient, Subscription, SubscriptionCallbacks } from "./types.ts";
 
 export interface KilnClientOptions {
@@ -106,6 +107,7 @@ const OPEN_DEADLINE_MS = 10_000;
 class Topic<Value extends { seq: number }, Event extends { seq: number }> {
   private value: Value | null = null;
   private syncing = false;
+  private resyncAgain = false;
   private buffered: Event[] = [];
   private readonly listeners = new Set<SubscriptionCallbacks<Value>>();
   private state: ConnectionState = "connecting";
@@ -121,8 +123,15 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
     private readonly fetchSnapshot: () => Promise<Value>,
     private readonly apply: (value: Value, event: Event) => Value,
     private readonly onEmpty: () => void,
+    /**
+     * An error after which waiting is pointless (the task does not exist): delivered, then the topic
+     * closes. With it, the snapshot is also fetched at once, since a connection to an actor that does
+     * not exist never opens and never errors.
+     */
+    private readonly fatal?: (error: KilnError) => boolean,
   ) {
     void this.start();
+    if (fatal) void this.resync();
   }
 
   /** Open a connection; every failure or close leads to a fresh connection after a backoff. */
@@ -187,6 +196,17 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
   private fail(error: unknown) {
     const kilnError = toKilnError(error);
     for (const l of this.listeners) l.onError?.(kilnError);
+    if (this.fatal?.(kilnError) && !this.closed) this.shutdown("closed");
+  }
+
+  /** Stop for good: no reconnects, the connection closed; a later subscribe starts a fresh topic. */
+  private shutdown(state?: ConnectionState) {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.onEmpty();
+    if (state) this.setState(state);
+    if (this.conn) void this.conn.dispose().catch((error: unknown) => console.error("[kiln] closing subscription", error));
+    this.conn = null;
   }
 
   private setState(state: ConnectionState) {
@@ -196,8 +216,14 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
 
   /** Take a fresh snapshot, then fold the events that arrived meanwhile (those newer than it). */
   private async resync() {
-    if (this.syncing || this.closed) return;
+    if (this.closed) return;
+    if (this.syncing) {
+      // A (re)connect during a snapshot fetch: that snapshot may predate the connection's events.
+      this.resyncAgain = true;
+      return;
+    }
     this.syncing = true;
+    this.resyncAgain = false;
     try {
       let value = await this.fetchSnapshot();
       const pending = this.buffered.sort((a, b) => a.seq - b.seq);
@@ -213,6 +239,7 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
       this.value = value;
       this.syncing = false;
       this.notify();
+      if (this.resyncAgain) void this.resync();
     } catch (error) {
       this.syncing = false;
       this.fail(error);
@@ -248,12 +275,7 @@ class Topic<Value extends { seq: number }, Event extends { seq: number }> {
     return {
       unsubscribe: () => {
         this.listeners.delete(callbacks);
-        if (this.listeners.size === 0) {
-          this.closed = true;
-          if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-          this.onEmpty();
-          if (this.conn) void this.conn.dispose().catch((error: unknown) => console.error("[kiln] closing subscription", error));
-        }
+        if (this.listeners.size === 0 && !this.closed) this.shutdown();
       },
     };
   }
@@ -340,13 +362,13 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
       const opening = rawClient().then((c) => {
         const opened = c.organization.getOrCreate(orgKey(orgId)).connect();
         // A closed or failed connection is replaced on the next call (RivetKit's own retry can give up).
-        const drop = () => {
-          if (orgConns.get(orgId) !== opening) return;
-          orgConns.delete(orgId);
-          void opened.dispose().catch((error: unknown) => console.error("[kiln] closing a stale connection", error));
+        // An error alone does not dispose it: calls still in flight on it (50 createTasks) would all fail.
+        const drop = (dispose: boolean) => {
+          if (orgConns.get(orgId) === opening) orgConns.delete(orgId);
+          if (dispose) void opened.dispose().catch((error: unknown) => console.error("[kiln] closing a stale connection", error));
         };
-        opened.onClose(drop);
-        opened.onError(drop);
+        opened.onClose(() => drop(true));
+        opened.onError(() => drop(false));
         return opened;
       });
       conn = opening;
@@ -366,7 +388,8 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
   const callTask = async <T>(orgId: string, taskId: string, action: string, ...args: unknown[]): Promise<T> => {
     try {
       const handle = (await rawClient()).task.get(taskKey(orgId, taskId));
-      return (await withTimeout(action, handle[action]!(...args))) as T;
+      // A task actor going to sleep (or waking) answers "actor not found" for a moment: retry that.
+      return (await withEngineRetry(action, () => withTimeout(action, handle[action]!(...args)))) as T;
     } catch (error) {
       const kilnError = toKilnError(error);
       if (kilnError.code === "not_found" && kilnError.message === "not found") {
@@ -452,6 +475,7 @@ export function createKilnClient(options: KilnClientOptions): KilnClient {
             () => callTask<TaskDetail>(orgId, taskId, "getDetail"),
             applyTaskEvent,
             () => topics.delete(key),
+            (error) => error.code === "not_found",
           ),
       ).add(asCallbacks(cb));
     },

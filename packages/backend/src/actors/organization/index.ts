@@ -19,8 +19,6 @@ import {
   type TaskRecord,
   type TaskSummary,
   TaskSummarySchema,
-  branchBaseName,
-  deriveBranchName,
   deriveTitle,
   errorMessage,
   normalizeRemoteUrl,
@@ -29,7 +27,7 @@ import {
   RepoIdSchema,
   TaskIdSchema,
 } from "@kiln/shared";
-import { and, asc, eq, gte, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, or, sql } from "drizzle-orm";
 import { actor, event } from "rivetkit";
 import type { InferDatabaseClient } from "rivetkit/db";
 import { db } from "rivetkit/db/drizzle";
@@ -44,9 +42,10 @@ import { type ResolvedGitHubRepo, remoteKey } from "../github-state/index.ts";
 import type { InitializeTaskInput } from "../task/index.ts";
 import * as schema from "./schema.ts";
 import { named } from "../../util/db.ts";
+import { reserveLegacyBranch, reserveTaskBranch } from "./branches.ts";
 
 const orgDatabase = db({ schema, migrations: loadMigrations(new URL("./drizzle/", import.meta.url)) });
-type OrgDb = InferDatabaseClient<typeof orgDatabase>;
+export type OrgDb = InferDatabaseClient<typeof orgDatabase>;
 interface OrgCtx {
   actorId: string;
   db: OrgDb;
@@ -96,9 +95,12 @@ async function createTaskActor(
     lastError = error;
     c.log.warn({ msg: "task actor create failed; converging through getOrCreate", key: key.join("/"), error: errorMessage(error) });
   }
-  for (let attempt = 0; attempt < 2; attempt++) {
+  // Keep converging while the action has time left (under 50-way load one attempt can take 15 s+);
+  // give up with a typed error, never the engine's raw one.
+  const giveUpAt = Date.now() + 35_000;
+  for (let attempt = 0; attempt === 0 || Date.now() < giveUpAt; attempt++) {
     try {
-      await withDeadline("creating the task actor", 20_000, () =>
+      await withDeadline("creating the task actor", Math.max(5_000, Math.min(20_000, giveUpAt - Date.now())), () =>
         taskAccessor(c).getOrCreate(key, { createWithInput: input, ...internalOpts() }).initialize(input),
       );
       return;
@@ -107,7 +109,8 @@ async function createTaskActor(
       c.log.warn({ msg: "task actor getOrCreate failed", key: key.join("/"), attempt, error: errorMessage(error) });
     }
   }
-  throw lastError;
+  if (lastError instanceof KilnError) throw lastError;
+  throw new KilnError("unavailable", `the engine did not create the task actor in time (${errorMessage(lastError)}); try again`);
 }
 
 interface GitHubStateForOrg {
@@ -338,50 +341,6 @@ async function writeSummary(c: OrgCtx, summary: TaskSummary): Promise<void> {
   c.broadcast(ORG_EVENT_NAME, { type: "summary", summary, seq });
 }
 
-/** `kiln/<title slug>`, suffixed until no task of the repo holds it. */
-async function freeBranchName(c: OrgCtx, repoId: string, title: string): Promise<string> {
-  const base = branchBaseName(title);
-  const rows = await c.db
-    .select({ branch: schema.taskIndex.branch })
-    .from(schema.taskIndex)
-    .where(
-      and(
-        eq(schema.taskIndex.repoId, repoId),
-        // "-" < "." in byte order: this range is every branch starting with `${base}-`.
-        or(eq(schema.taskIndex.branch, base), and(gte(schema.taskIndex.branch, `${base}-`), lt(schema.taskIndex.branch, `${base}.`))),
-      ),
-    );
-  const taken = new Set(rows.map((r) => r.branch));
-  return deriveBranchName(title, (b) => taken.has(b));
-}
-
-/**
- * Reserve the task's branch in the index (the single writer of branches): the one asked for, or
- * `kiln/<title slug>` made unique in the repo. Done here, at creation, so the provision workflow
- * needs no round trip back to the organization to name the task.
- */
-async function reserveTaskBranch(
-  c: OrgCtx,
-  entry: { taskId: string; repoId: string; repoName: string; requested: string | null; title: string },
-): Promise<string> {
-  for (let attempt = 0; ; attempt++) {
-    const branch = entry.requested ?? (await freeBranchName(c, entry.repoId, entry.title));
-    try {
-      await c.db.insert(schema.taskIndex).values({ taskId: entry.taskId, repoId: entry.repoId, branch, createdAt: Date.now() });
-      return branch;
-    } catch (error) {
-      const [holder] = await c.db
-        .select({ taskId: schema.taskIndex.taskId })
-        .from(schema.taskIndex)
-        .where(and(eq(schema.taskIndex.repoId, entry.repoId), eq(schema.taskIndex.branch, branch)));
-      if (!holder) throw error;
-      if (entry.requested) throw new KilnError("conflict", `branch ${branch} is already used by another task in ${entry.repoName}`);
-      // A concurrent createTask took the same derived name between our read and insert: derive again.
-      if (attempt >= 2) throw error;
-    }
-  }
-}
-
 export function makeOrganizationActor(deps: BackendDeps) {
   const auth = deps.auth ?? AUTH_DISABLED;
   orgAuth = auth;
@@ -489,13 +448,7 @@ export function makeOrganizationActor(deps: BackendDeps) {
         guard(async () => {
           auth.requireInternal(c, "reserveBranch");
           const data = validate(z.object({ taskId: TaskIdSchema, repoId: RepoIdSchema, title: z.string().max(1000) }), input);
-          const [entry] = await c.db.select().from(schema.taskIndex).where(eq(schema.taskIndex.taskId, data.taskId));
-          if (!entry) throw new KilnError("not_found", `task ${data.taskId} is not in the index`);
-          if (entry.branch) return entry.branch;
-          // Only tasks created before createTask reserved branches get here.
-          const branch = await freeBranchName(c, data.repoId, data.title);
-          await c.db.update(schema.taskIndex).set({ branch }).where(eq(schema.taskIndex.taskId, data.taskId));
-          return branch;
+          return reserveLegacyBranch(c, data.taskId, data.repoId, data.title);
         }),
 
       applyTaskSummary: async (c, input: unknown) =>

@@ -55,6 +55,7 @@ import {
   appendHistory,
   buildSummary,
   emit,
+  onTaskChanged,
   readDetail,
   readSandboxRow,
   readSessions,
@@ -417,6 +418,7 @@ export function makeTaskActor(deps: BackendDeps) {
 
     onWake: async (c) => {
       c.vars.actor = c;
+      onTaskChanged(c.actorId, () => scheduleSummaryPush(c as unknown as Ctx));
       // Turns and permission requests do not survive a restart: say so instead of showing them as live.
       for (const session of await readSessions(c)) {
         if (session.status === "running" || session.status === "needs_input" || session.status === "creating") {
@@ -430,6 +432,7 @@ export function makeTaskActor(deps: BackendDeps) {
     },
 
     onSleep: async (c) => {
+      onTaskChanged(c.actorId, null);
       await c.vars.runtime?.dispose();
     },
 

@@ -234,7 +234,21 @@ export async function updateStep(
   if (record) await emit(ctx, { type: "step", step: record });
 }
 
-/** Recompute status/currentStep from steps and sessions, persist if changed, and emit the task. */
+// The one projection path to the organization's summary: every task write goes through refreshTask,
+// and refreshTask tells the actor's summary pusher (registered on wake), so no status change can reach
+// the task view without being scheduled for the sidebar too. Keyed by actor id (one process).
+const summaryListeners = new Map<string, () => void>();
+/** Called by the task actor on wake (and cleared on sleep): schedules the push of its summary. */
+export function onTaskChanged(actorId: string, listener: (() => void) | null): void {
+  if (listener) summaryListeners.set(actorId, listener);
+  else summaryListeners.delete(actorId);
+}
+
+/**
+ * Recompute status/currentStep from steps and sessions, persist, emit the task, and schedule the
+ * summary push to the organization (inside `atomically` the push reads after the commit: it waits
+ * for the burst to coalesce, and its reads queue behind the transaction).
+ */
 export async function refreshTask(
   ctx: TaskCtx,
   patch: Partial<typeof schema.task.$inferInsert> = {},
@@ -262,7 +276,13 @@ export async function refreshTask(
   };
   const updated = await ctx.db.update(schema.task).set(next).where(eq(schema.task.id, 1)).returning();
   const record = updated[0] ? toTaskRecord(updated[0]) : null;
-  if (record) await emit(ctx, { type: "task", task: record });
+  if (record) {
+    await emit(ctx, { type: "task", task: record });
+    // A refresh that changed nothing the sidebar shows (e.g. on wake) does not cost the organization a write.
+    const changed =
+      Object.keys(patch).length > 0 || record.status !== row.status || record.currentStep !== row.currentStep || record.error !== row.error;
+    if (changed) summaryListeners.get(ctx.actorId)?.();
+  }
   return record;
 }
 
