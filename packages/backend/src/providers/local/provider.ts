@@ -3,7 +3,7 @@
 // created from the cache on the task branch, so the user's own checkout is never touched.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { type ExecResult, KilnError } from "@kiln/shared";
 import { installScriptedAgentLauncher } from "../../agents/scripted-agent.ts";
@@ -99,11 +99,25 @@ export class LocalProvider implements SandboxProvider {
           redact: [token, Buffer.from(`x-access-token:${token}`, "utf8").toString("base64")],
         };
       }
+      // A crash mid-clone used to leave a cache with only `remote.origin.url` (no fetch refspec, no
+      // origin refs) that broke every later task on the repo: repair a torn cache, and build a new one
+      // in a temp dir that is renamed into place only once it is complete.
+      if (existsSync(path.join(cache, "HEAD")) && !(await this.cacheComplete(cache))) {
+        await rm(cache, { recursive: true, force: true });
+      }
       if (!existsSync(path.join(cache, "HEAD"))) {
         await rm(cache, { recursive: true, force: true });
         await mkdir(this.reposDir, { recursive: true });
-        await git(["clone", "--bare", "--quiet", remoteUrl, cache], { signal, ...auth });
-        await git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], { cwd: cache });
+        const tmp = `${cache}.tmp-${process.pid}-${Date.now()}`;
+        try {
+          await git(["clone", "--bare", "--quiet", remoteUrl, tmp], { signal, ...auth });
+          await git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], { cwd: tmp });
+          await git(["fetch", "--quiet", "--prune", "origin"], { cwd: tmp, signal, ...auth });
+          await rename(tmp, cache);
+        } finally {
+          await rm(tmp, { recursive: true, force: true });
+        }
+        return cache;
       }
       await git(["fetch", "--quiet", "--prune", "origin"], { cwd: cache, signal, ...auth });
       return cache;
@@ -172,6 +186,14 @@ export class LocalProvider implements SandboxProvider {
     };
     await this.writeMeta(meta);
     return this.handle(meta);
+  }
+
+  /** A usable cache has the origin fetch refspec and at least one origin ref. */
+  private async cacheComplete(cache: string): Promise<boolean> {
+    const refspec = await run("git", ["config", "--get", "remote.origin.fetch"], { cwd: cache, timeoutMs: 30_000 });
+    if (refspec.exitCode !== 0) return false;
+    const refs = await run("git", ["for-each-ref", "--count=1", "refs/remotes/origin/"], { cwd: cache, timeoutMs: 30_000 });
+    return refs.exitCode === 0 && refs.stdout.trim() !== "";
   }
 
   private async refExists(cwd: string, ref: string): Promise<boolean> {
