@@ -153,27 +153,13 @@ export class LocalProvider implements SandboxProvider {
     const cache = await this.syncCache(spec.repo.remoteUrl, ctx.signal, spec.repo.accessToken);
     const workdir = this.workdir(spec.name);
     await mkdir(this.dir(spec.name), { recursive: true });
-
-    await withRepoLock(cache, async () => {
-      // A crash between `worktree add` and writing the meta file leaves a half-made worktree: start over.
-      if (existsSync(workdir)) await rm(workdir, { recursive: true, force: true });
-      await git(["worktree", "prune"], { cwd: cache });
-      const { branch, baseBranch } = spec.repo;
-      const hasLocal = await this.refExists(cache, `refs/heads/${branch}`);
-      const hasRemote = await this.refExists(cache, `refs/remotes/origin/${branch}`);
-      const hasBase = await this.refExists(cache, `refs/remotes/origin/${baseBranch}`);
-      ctx.progress(`creating worktree on ${branch}`);
-      if (hasLocal) {
-        await git(["worktree", "add", "--quiet", workdir, branch], { cwd: cache, signal: ctx.signal });
-      } else {
-        const start = hasRemote ? `origin/${branch}` : hasBase ? `origin/${baseBranch}` : null;
-        if (!start) throw new KilnError("not_found", `base branch "${baseBranch}" does not exist in ${spec.repo.remoteUrl}`);
-        await git(["worktree", "add", "--quiet", "--no-track", "-b", branch, workdir, start], {
-          cwd: cache,
-          signal: ctx.signal,
-        });
-      }
-    });
+    try {
+      await this.addWorktree(cache, workdir, spec, ctx);
+    } catch (error) {
+      // Leave no empty sandboxes/task-* dir behind a failed create (nothing was recorded yet).
+      await rm(this.dir(spec.name), { recursive: true, force: true });
+      throw error;
+    }
     // Commits made by agents need an identity; keep it local to the worktree.
     await git(["config", "user.name", "Kiln Agent"], { cwd: workdir });
     await git(["config", "user.email", "agent@kiln.local"], { cwd: workdir });
@@ -194,6 +180,29 @@ export class LocalProvider implements SandboxProvider {
     if (refspec.exitCode !== 0) return false;
     const refs = await run("git", ["for-each-ref", "--count=1", "refs/remotes/origin/"], { cwd: cache, timeoutMs: 30_000 });
     return refs.exitCode === 0 && refs.stdout.trim() !== "";
+  }
+
+  private async addWorktree(cache: string, workdir: string, spec: SandboxSpec, ctx: StepContext): Promise<void> {
+    await withRepoLock(cache, async () => {
+      // A crash between `worktree add` and writing the meta file leaves a half-made worktree: start over.
+      if (existsSync(workdir)) await rm(workdir, { recursive: true, force: true });
+      await git(["worktree", "prune"], { cwd: cache });
+      const { branch, baseBranch } = spec.repo;
+      const hasLocal = await this.refExists(cache, `refs/heads/${branch}`);
+      const hasRemote = await this.refExists(cache, `refs/remotes/origin/${branch}`);
+      const hasBase = await this.refExists(cache, `refs/remotes/origin/${baseBranch}`);
+      ctx.progress(`creating worktree on ${branch}`);
+      if (hasLocal) {
+        await git(["worktree", "add", "--quiet", workdir, branch], { cwd: cache, signal: ctx.signal });
+      } else {
+        const start = hasRemote ? `origin/${branch}` : hasBase ? `origin/${baseBranch}` : null;
+        if (!start) throw new KilnError("not_found", `base branch "${baseBranch}" does not exist in ${spec.repo.remoteUrl}`);
+        await git(["worktree", "add", "--quiet", "--no-track", "-b", branch, workdir, start], {
+          cwd: cache,
+          signal: ctx.signal,
+        });
+      }
+    });
   }
 
   private async refExists(cwd: string, ref: string): Promise<boolean> {
