@@ -3,7 +3,7 @@
 // created from the cache on the task branch, so the user's own checkout is never touched.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { type ExecResult, KilnError } from "@kiln/shared";
 import { SCRIPTED_AGENT_PATH, installScriptedAgentLauncher } from "../../agents/scripted-agent.ts";
@@ -104,11 +104,25 @@ export class LocalProvider implements SandboxProvider {
           redact: [token, Buffer.from(`x-access-token:${token}`, "utf8").toString("base64")],
         };
       }
+      // A crash mid-clone used to leave a cache with only `remote.origin.url` (no fetch refspec, no
+      // origin refs) that broke every later task on the repo: repair a torn cache, and build a new one
+      // in a temp dir that is renamed into place only once it is complete.
+      if (existsSync(path.join(cache, "HEAD")) && !(await this.cacheComplete(cache))) {
+        await rm(cache, { recursive: true, force: true });
+      }
       if (!existsSync(path.join(cache, "HEAD"))) {
         await rm(cache, { recursive: true, force: true });
         await mkdir(this.reposDir, { recursive: true });
-        await git(["clone", "--bare", "--quiet", remoteUrl, cache], { signal, ...auth });
-        await git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], { cwd: cache });
+        const tmp = `${cache}.tmp-${process.pid}-${Date.now()}`;
+        try {
+          await git(["clone", "--bare", "--quiet", remoteUrl, tmp], { signal, ...auth });
+          await git(["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], { cwd: tmp });
+          await git(["fetch", "--quiet", "--prune", "origin"], { cwd: tmp, signal, ...auth });
+          await rename(tmp, cache);
+        } finally {
+          await rm(tmp, { recursive: true, force: true });
+        }
+        return cache;
       }
       await git(["fetch", "--quiet", "--prune", "origin"], { cwd: cache, signal, ...auth });
       return cache;
@@ -144,7 +158,36 @@ export class LocalProvider implements SandboxProvider {
     const cache = await this.syncCache(spec.repo.remoteUrl, ctx.signal, spec.repo.accessToken);
     const workdir = this.workdir(spec.name);
     await mkdir(this.dir(spec.name), { recursive: true });
+    try {
+      await this.addWorktree(cache, workdir, spec, ctx);
+    } catch (error) {
+      // Leave no empty sandboxes/task-* dir behind a failed create (nothing was recorded yet).
+      await rm(this.dir(spec.name), { recursive: true, force: true });
+      throw error;
+    }
+    // Commits made by agents need an identity; keep it local to the worktree.
+    await git(["config", "user.name", "Kiln Agent"], { cwd: workdir });
+    await git(["config", "user.email", "agent@kiln.local"], { cwd: workdir });
+    const meta: SandboxMeta = {
+      name: spec.name,
+      labels: spec.labels,
+      remoteUrl: spec.repo.remoteUrl,
+      branch: spec.repo.branch,
+      state: "running",
+    };
+    await this.writeMeta(meta);
+    return this.handle(meta);
+  }
 
+  /** A usable cache has the origin fetch refspec and at least one origin ref. */
+  private async cacheComplete(cache: string): Promise<boolean> {
+    const refspec = await run("git", ["config", "--get", "remote.origin.fetch"], { cwd: cache, timeoutMs: 30_000 });
+    if (refspec.exitCode !== 0) return false;
+    const refs = await run("git", ["for-each-ref", "--count=1", "refs/remotes/origin/"], { cwd: cache, timeoutMs: 30_000 });
+    return refs.exitCode === 0 && refs.stdout.trim() !== "";
+  }
+
+  private async addWorktree(cache: string, workdir: string, spec: SandboxSpec, ctx: StepContext): Promise<void> {
     await withRepoLock(cache, async () => {
       // A crash between `worktree add` and writing the meta file leaves a half-made worktree: start over.
       if (existsSync(workdir)) await rm(workdir, { recursive: true, force: true });
@@ -165,18 +208,6 @@ export class LocalProvider implements SandboxProvider {
         });
       }
     });
-    // Commits made by agents need an identity; keep it local to the worktree.
-    await git(["config", "user.name", "Kiln Agent"], { cwd: workdir });
-    await git(["config", "user.email", "agent@kiln.local"], { cwd: workdir });
-    const meta: SandboxMeta = {
-      name: spec.name,
-      labels: spec.labels,
-      remoteUrl: spec.repo.remoteUrl,
-      branch: spec.repo.branch,
-      state: "running",
-    };
-    await this.writeMeta(meta);
-    return this.handle(meta);
   }
 
   private async refExists(cwd: string, ref: string): Promise<boolean> {
