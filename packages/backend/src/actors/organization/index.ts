@@ -187,7 +187,9 @@ async function scanTasks(c: WatchCtx, intervalMs: number): Promise<{ watched: nu
   for (const row of rows) {
     const updatedAt = row.updatedAt ?? row.createdAt;
     const stalled = IN_TURN.has(row.status ?? "queued")
-      ? now - Math.max(updatedAt, c.vars.lastWoken.get(row.taskId) ?? 0) > IN_TURN_WAKE_INTERVAL_MS
+      ? // Never woken since this actor started (a runner restart): due on the normal cadence (decision 0012).
+        !c.vars.lastWoken.has(row.taskId) ||
+        now - Math.max(updatedAt, c.vars.lastWoken.get(row.taskId) ?? 0) > IN_TURN_WAKE_INTERVAL_MS
       : now - updatedAt > 2 * intervalMs;
     if (stalled) due.push(row.taskId);
   }
