@@ -88,7 +88,7 @@ function ensureChromium() {
   if (!existsSync(chromium)) die(`Chromium is still missing at ${chromium}`);
 }
 
-/** bubblewrap isolates local sandboxes (KILN_SANDBOX_ISOLATION); its tests need it installed. */
+/** bubblewrap isolates local sandboxes (KILN_SANDBOX_ISOLATION): `dev` and the tests install it. */
 function ensureBubblewrap() {
   if (spawnSync("bwrap", ["--version"], { stdio: "ignore" }).status === 0) return;
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
@@ -134,6 +134,8 @@ function typecheckAll() {
 const COMMANDS = {
   /** The whole product on its embedded defaults: build the workbench, start the backend serving it. */
   dev() {
+    // Local sandboxes run isolated by default (KILN_SANDBOX_ISOLATION): install bwrap like the tests do.
+    ensureBubblewrap();
     runSync("bun", ["run", "--cwd", "packages/frontend", "build"]);
     log("starting Kiln: open http://127.0.0.1:" + (process.env.KILN_PORT ?? "7741"));
     runForeground("bun", ["packages/backend/src/main.ts"]);
