@@ -1,6 +1,6 @@
 // Drives the built workbench in Debian Chromium against the REAL backend (embedded engine, local
 // worktree provider, real sandbox-agent daemon, scripted agent). The backend serves the UI at `/`;
-// the page discovers the engine through GET /v1/config and talks to it cross-origin. No mocks.
+// the page discovers its gateway through GET /v1/config (Kiln's own /v1/rivet proxy, decision 0015). No mocks.
 import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
@@ -16,7 +16,7 @@ const fixtureRepo = makeGitRepo({ "README.md": "# ui fixture\n", "app.txt": "one
 let backend: Backend | undefined;
 let browser: Browser | undefined;
 let ui: TestPage;
-/** Engine traffic the page made: proves the browser reached the engine itself, cross-origin. */
+/** WebSockets the page opened, and any request straight to the engine port (there must be none). */
 const engineRequests: string[] = [];
 const failedRequests: string[] = [];
 
@@ -69,7 +69,7 @@ afterEach((ctx) => {
 });
 
 describe("workbench against the real backend", () => {
-  it("serves the UI and reaches the engine from the browser", async () => {
+  it("serves the UI and reaches the actors through Kiln's gateway proxy, never the engine port", async () => {
     const b = backend!;
     const enginePrefix = `http://127.0.0.1:${b.enginePort}`;
     ui = await openPage(browser!, "about:blank");
@@ -83,9 +83,12 @@ describe("workbench against the real backend", () => {
     await page.getByText("Welcome to Kiln").waitFor({ timeout: 30_000 });
     await expect(page.locator(".mode-chip").textContent()).resolves.toBe(b.url.replace(/^https?:\/\//, ""));
     await ui.screenshot("real-01-empty");
-    // Organization calls and subscriptions share one WebSocket straight to the engine (task actions use
-    // HTTP with CORS, exercised below).
-    expect(engineRequests.some((r) => r.startsWith(`WS ws://127.0.0.1:${b.enginePort}/gateway/organization/connect`)), engineRequests.join("\n")).toBe(true);
+    // Organization calls and subscriptions share one WebSocket through Kiln's own gateway proxy
+    // (decision 0015); the browser never talks to the engine's port.
+    const kilnWs = `WS ${b.url.replace(/^http/, "ws")}/v1/rivet/gateway/organization/connect`;
+    expect(engineRequests.some((r) => r.startsWith(kilnWs)), engineRequests.join("\n")).toBe(true);
+    const direct = engineRequests.filter((r) => r.includes(`127.0.0.1:${b.enginePort}`));
+    expect(direct, "requests straight to the engine").toEqual([]);
     expect(ui.errors).toEqual([]);
   });
 
