@@ -174,6 +174,8 @@ export async function startBackend(options: BackendOptions = {}): Promise<Backen
       await stop();
       killEngine();
       killDaemons(dataDir);
+      // A daemon surviving its test would pile up across the suite (bwrap made the old group kill miss).
+      await waitFor("the data dir's daemons to exit", () => daemonPids(dataDir).length === 0, 10_000);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -182,11 +184,26 @@ export async function startBackend(options: BackendOptions = {}): Promise<Backen
 /** Kill any sandbox-agent daemon a test left behind in this data dir. */
 export function killDaemons(dataDir: string): void {
   for (const pid of daemonPids(dataDir)) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      // already gone
+    // Under bubblewrap the daemon is not its process group's leader (the outer bwrap is): kill the
+    // group it is in, which holds bwrap and the agents too, then the daemon itself.
+    for (const target of [-(processGroupOf(pid) ?? pid), pid]) {
+      try {
+        process.kill(target, "SIGKILL");
+      } catch {
+        // already gone
+      }
     }
+  }
+}
+
+/** The process group of `pid` (field 5 of /proc/<pid>/stat, after the parenthesised command name). */
+function processGroupOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+    return Number.isInteger(pgid) && pgid > 1 ? pgid : null;
+  } catch {
+    return null; // exited
   }
 }
 
