@@ -74,31 +74,29 @@ function ensureDeps() {
   writeFileSync(marker, new Date().toISOString());
 }
 
+/** `apt-get install` a Debian package (through sudo when not root), after one `apt-get update`. */
+function aptInstall(pkg, why) {
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  const apt = (args, options) => (isRoot ? runSync("apt-get", args, options) : runSync("sudo", ["apt-get", ...args], options));
+  log(`installing ${pkg} ${why} (apt-get install ${pkg})`);
+  apt(["update", "-qq"]);
+  apt(["install", "-y", "-qq", pkg], { env: { ...env, DEBIAN_FRONTEND: "noninteractive" } });
+}
+
 /** Browser tests drive Debian's Chromium; install it with apt when missing. */
 function ensureChromium() {
   const chromium = process.env.KILN_CHROMIUM ?? "/usr/bin/chromium";
   if (existsSync(chromium)) return;
-  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  const sudo = isRoot ? [] : ["sudo"];
-  log("installing Chromium for the browser tests (apt-get install chromium)");
-  runSync(sudo.length ? "sudo" : "apt-get", [...(sudo.length ? ["apt-get"] : []), "update", "-qq"]);
-  runSync(sudo.length ? "sudo" : "apt-get", [...(sudo.length ? ["apt-get"] : []), "install", "-y", "-qq", "chromium"], {
-    env: { ...env, DEBIAN_FRONTEND: "noninteractive" },
-  });
+  aptInstall("chromium", "for the browser tests");
   if (!existsSync(chromium)) die(`Chromium is still missing at ${chromium}`);
 }
 
 /** bubblewrap isolates local sandboxes (KILN_SANDBOX_ISOLATION): `dev` and the tests install it. */
 function ensureBubblewrap() {
-  if (spawnSync("bwrap", ["--version"], { stdio: "ignore" }).status === 0) return;
-  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  const sudo = isRoot ? [] : ["sudo"];
-  log("installing bubblewrap for sandbox isolation (apt-get install bubblewrap)");
-  runSync(sudo.length ? "sudo" : "apt-get", [...(sudo.length ? ["apt-get"] : []), "update", "-qq"]);
-  runSync(sudo.length ? "sudo" : "apt-get", [...(sudo.length ? ["apt-get"] : []), "install", "-y", "-qq", "bubblewrap"], {
-    env: { ...env, DEBIAN_FRONTEND: "noninteractive" },
-  });
-  if (spawnSync("bwrap", ["--version"], { stdio: "ignore" }).status !== 0) die("bubblewrap (bwrap) is still missing");
+  const works = () => spawnSync("bwrap", ["--version"], { stdio: "ignore" }).status === 0;
+  if (works()) return;
+  aptInstall("bubblewrap", "for sandbox isolation");
+  if (!works()) die("bubblewrap (bwrap) is still missing");
 }
 
 /** Run a long-lived command, forwarding signals; exit with its code. */
