@@ -4,7 +4,7 @@
 import { type KilnClient, createKilnClient } from "@kiln/client";
 import { DEFAULT_ORG_ID, KilnError, type RepoRecord, type TaskRecord } from "@kiln/shared";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { type Backend, makeGitRepo, startBackend, waitFor } from "./harness.ts";
+import { type Backend, makeGitRepo, startBackend, waitFor } from "../harness.ts";
 
 const org = DEFAULT_ORG_ID;
 let backend: Backend;
@@ -44,7 +44,11 @@ async function allIdle(ids: string[], timeoutMs: number) {
       const tasks = (await client.listTasks(org)).filter((t) => wanted.has(t.taskId));
       const bad = tasks.filter((t) => t.status === "error");
       if (bad.length) throw new Error(`tasks failed: ${bad.map((t) => t.error).join("; ")}`);
-      return tasks.length === ids.length && tasks.every((t) => t.status === "idle");
+      if (tasks.length === ids.length && tasks.every((t) => t.status === "idle")) return true;
+      // Shown if the wait times out: where the stragglers are (slow is not stuck).
+      const counts = new Map<string, number>();
+      for (const t of tasks) counts.set(`${t.status}/${t.currentStep ?? "-"}`, (counts.get(`${t.status}/${t.currentStep ?? "-"}`) ?? 0) + 1);
+      throw new Error(`not yet: ${[...counts].map(([k, n]) => `${n} ${k}`).join(", ")}; ${ids.length - tasks.length} without a summary`);
     },
     timeoutMs,
     1000,
@@ -62,8 +66,8 @@ describe("createTask under 50-way concurrency", () => {
     // Next free suffix: the base name and -2 … -50, none skipped.
     const base = "kiln/same-prompt-for-everyone";
     expect(new Set(branches)).toEqual(new Set([base, ...Array.from({ length: 49 }, (_, i) => `${base}-${i + 2}`)]));
-    await allIdle(records.map((r) => r.taskId), 150_000);
-  }, 240_000);
+    await allIdle(records.map((r) => r.taskId), 300_000);
+  }, 420_000);
 
   test("distinct prompts: all created with distinct branches; a taken requested branch is a typed conflict", async () => {
     const inputs: Array<{ prompt: string; branch?: string }> = Array.from({ length: 50 }, (_, i) => ({ prompt: `Distinct job ${i}` }));
@@ -76,8 +80,8 @@ describe("createTask under 50-way concurrency", () => {
     // Unique per repo across both bursts (the index holds every task of this repo).
     const all = (await client.listTasks(org)).filter((t) => t.repoId === repo.repoId);
     expect(new Set(all.map((t) => t.branch)).size).toBe(all.length);
-    await allIdle(records.map((r) => r.taskId), 150_000);
-  }, 240_000);
+    await allIdle(records.map((r) => r.taskId), 300_000);
+  }, 420_000);
 });
 
 describe("one projection path for summaries", () => {
