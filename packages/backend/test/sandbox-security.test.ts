@@ -8,6 +8,7 @@ import { type KilnClient, createKilnClient } from "@kiln/client";
 import { DEFAULT_ORG_ID, type RepoRecord, type TaskDetail } from "@kiln/shared";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Backend, daemonPids, makeGitRepo, startBackend, tempDir, waitFor } from "./harness.ts";
+import { processTree } from "../src/providers/local/argv-scrub.ts";
 
 const org = DEFAULT_ORG_ID;
 // Decoys in the backend's environment that no sandbox process may see (names Kiln must scrub; none of
@@ -46,22 +47,6 @@ async function readyTask(prompt = "hello"): Promise<TaskDetail> {
 
 const workdir = (taskId: string) => path.join(backend.dataDir, "sandboxes", `task-${taskId}`, "repo");
 
-/** The pid and every descendant (via /proc/<pid>/task/<tid>/children). */
-function processTree(root: number): number[] {
-  const out = [root];
-  for (let i = 0; i < out.length; i++) {
-    const pid = out[i];
-    try {
-      for (const tid of readdirSync(`/proc/${pid}/task`)) {
-        const children = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
-        for (const child of children.split(/\s+/).filter(Boolean)) out.push(Number(child));
-      }
-    } catch {
-      // exited while we looked
-    }
-  }
-  return out;
-}
 
 function readProc(pid: number, file: "environ" | "cmdline"): string {
   try {
